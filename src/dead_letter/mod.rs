@@ -1,0 +1,1 @@
+//! Dead-letter sinks built into the engine.

@@ -1,0 +1,14 @@
+//! trigger-bridge runs event sources into Lambda-compatible functions with the
+//! semantics of Lambda's event source mappings.
+//!
+//! - [`config`]: the config file.
+//! - [`dispatch`]: batching, delivery with retries and bisection, dead-lettering.
+//! - [`invoke`]: the Invoke API client and the classification of its answers.
+//! - [`dead_letter`]: the built-in `file` dead-letter sink.
+//! - [`metrics`]: Prometheus metrics.
+
+pub mod config;
+pub mod dead_letter;
+pub mod dispatch;
+pub mod invoke;
+pub mod metrics;
