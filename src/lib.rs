@@ -10,5 +10,6 @@
 pub mod config;
 pub mod dead_letter;
 pub mod dispatch;
+pub mod engine;
 pub mod invoke;
 pub mod metrics;
