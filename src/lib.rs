@@ -7,9 +7,15 @@
 //! - [`dead_letter`]: the built-in `file` dead-letter sink.
 //! - [`metrics`]: Prometheus metrics.
 
+pub mod app;
+pub mod cli;
 pub mod config;
 pub mod dead_letter;
 pub mod dispatch;
+pub mod echo;
 pub mod engine;
 pub mod invoke;
 pub mod metrics;
+pub mod pipeline;
+pub mod server;
+pub mod telemetry;

@@ -1,0 +1,146 @@
+//! A pipeline: one connector feeding one batcher, run and shut down together.
+
+use std::{sync::Arc, time::Duration};
+
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tracing::{error, info, warn};
+use trigger_bridge_sdk::{
+    Connector, ConnectorError, DeadLetterSink, RecordSender, Shutdown, SourceContext,
+    SourceStatus, time::Clock,
+};
+
+use crate::{
+    dispatch::{
+        Invoke, Limits, Policy, Shared,
+        batcher::{Batcher, Capacity},
+    },
+    metrics::PipelineMetrics,
+};
+
+/// How long a connector may take to apply its last acks and return once its
+/// pipeline is drained.
+const CONNECTOR_CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Everything a pipeline is built from.
+pub struct PipelineParts<I> {
+    pub name: String,
+    pub function: String,
+    pub invoker: I,
+    pub policy: Policy,
+    pub limits: Limits,
+    /// The most invocations this pipeline may have in flight; sizes its buffer.
+    pub max_concurrency: u32,
+    /// The function's reserved concurrency is 0.
+    pub disabled: bool,
+    pub dead_letter: Option<Arc<dyn DeadLetterSink>>,
+    pub metrics: PipelineMetrics,
+    pub connector: Box<dyn Connector>,
+}
+
+pub struct Pipeline<I> {
+    shared: Arc<Shared<I>>,
+    connector: Box<dyn Connector>,
+    capacity: Capacity,
+    status: SourceStatus,
+}
+
+impl<I> std::fmt::Debug for Pipeline<I> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pipeline")
+            .field("name", &self.shared.pipeline)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<I: Invoke> Pipeline<I> {
+    pub fn new(parts: PipelineParts<I>) -> Self {
+        let source = parts.connector.descriptor();
+        let policy = parts.policy;
+        // Room for a full batch per permitted invocation plus one filling up.
+        let batches = parts.max_concurrency.max(1) as usize + 1;
+        let capacity = Capacity {
+            records: policy.max_records.saturating_mul(batches),
+            bytes: policy.max_bytes.saturating_mul(batches),
+        };
+        let shared = Shared {
+            pipeline: parts.name.into(),
+            function: parts.function.into(),
+            invoker: parts.invoker,
+            policy,
+            limits: parts.limits,
+            disabled: parts.disabled,
+            source,
+            dead_letter: parts.dead_letter,
+            metrics: parts.metrics,
+            clock: Clock::new(),
+            stopping: CancellationToken::new(),
+        };
+        Self {
+            shared: Arc::new(shared),
+            connector: parts.connector,
+            capacity,
+            status: SourceStatus::default(),
+        }
+    }
+
+    pub fn name(&self) -> &str {
+        &self.shared.pipeline
+    }
+
+    /// The source's connection state, for `/readyz`.
+    pub fn status(&self) -> SourceStatus {
+        self.status.clone()
+    }
+
+    /// Runs until `stop` is cancelled or the source ends, then shuts down:
+    /// no new input, in-flight batches get `grace`, the rest is left for
+    /// redelivery. Returns the connector's error, if it failed.
+    pub async fn run(self, stop: CancellationToken, grace: Duration) -> Result<(), ConnectorError> {
+        let shared = self.shared;
+        let name = shared.pipeline.clone();
+        let (tx, rx) = mpsc::channel(shared.policy.max_records.clamp(16, 1024));
+        let shutdown = Shutdown::new();
+        let context = SourceContext {
+            pipeline: name.clone(),
+            records: RecordSender::new(tx),
+            shutdown: shutdown.clone(),
+            status: self.status.clone(),
+        };
+        let mut connector = tokio::spawn(self.connector.run(context));
+
+        // Shutdown begins for the connector and the deliveries together.
+        let stopping = shared.stopping.clone();
+        let relay = {
+            let shutdown = shutdown.clone();
+            tokio::spawn(async move {
+                stop.cancelled().await;
+                shutdown.begin();
+                stopping.cancel();
+            })
+        };
+        info!(pipeline = %name, function = %shared.function, "Pipeline started");
+
+        Batcher::new(shared.clone(), self.capacity).run(rx, grace).await;
+        relay.abort();
+        shared.stopping.cancel();
+
+        // Every record is settled or dropped: the connector may finish.
+        shutdown.finish();
+        let result = match tokio::time::timeout(CONNECTOR_CLOSE_TIMEOUT, &mut connector).await {
+            Ok(Ok(result)) => result,
+            Ok(Err(e)) => Err(ConnectorError::with_source("connector task failed", e)),
+            Err(_) => {
+                warn!(pipeline = %name, "Connector did not stop in time; aborting it");
+                connector.abort();
+                Ok(())
+            }
+        };
+        self.status.set_connected(false);
+        match &result {
+            Ok(()) => info!(pipeline = %name, "Pipeline stopped"),
+            Err(e) => error!(pipeline = %name, error = %e, "Pipeline's connector failed"),
+        }
+        result
+    }
+}
