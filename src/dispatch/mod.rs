@@ -11,6 +11,8 @@ pub mod concurrency;
 pub mod delivery;
 pub mod partial;
 pub mod policy;
+#[cfg(test)]
+mod test_support;
 
 pub use concurrency::Limits;
 pub use delivery::{Invoke, Shared};

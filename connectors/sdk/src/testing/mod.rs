@@ -3,13 +3,17 @@
 //! - [`FunctionServer`]: a real Lambda-compatible HTTP function on loopback,
 //!   scripted per test to succeed, fail chosen records, throttle, answer slowly
 //!   or drop the connection.
+//! - [`MemoryQueue`]: an in-process source whose unacknowledged records come
+//!   again after a connector restart, for engine tests.
 //! - [`poll_until`]: waiting as an assertion with a deadline.
 
 mod function_server;
+mod memory;
 
 use std::{future::Future, time::Duration};
 
 pub use function_server::{FunctionServer, Invocation, Reply};
+pub use memory::{MemoryQueue, MemorySource, Message};
 
 /// Polls `check` until it returns `Some`, or panics with `what` after
 /// `deadline`. Waiting in a test is an assertion, never a bare sleep.
