@@ -406,3 +406,7 @@ async fn sleep_until(deadline: Option<Instant>) {
         None => std::future::pending().await,
     }
 }
+
+#[cfg(test)]
+#[path = "batcher_tests.rs"]
+mod tests;

@@ -208,3 +208,48 @@ impl Records {
         out
     }
 }
+
+/// Wraps a function so each call takes `delay` and the most calls in flight
+/// at once are counted.
+#[derive(Clone)]
+pub struct Slow<I> {
+    pub inner: I,
+    pub delay: std::time::Duration,
+    pub in_flight: Arc<std::sync::atomic::AtomicUsize>,
+    pub peak: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl<I> Slow<I> {
+    pub fn new(inner: I, delay: std::time::Duration) -> Self {
+        Self {
+            inner,
+            delay,
+            in_flight: Arc::default(),
+            peak: Arc::default(),
+        }
+    }
+
+    pub fn peak(&self) -> usize {
+        self.peak.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+impl<I: Invoke> Invoke for Slow<I> {
+    fn invoke(&self, event: Bytes) -> impl std::future::Future<Output = InvokeOutcome> + Send {
+        use std::sync::atomic::Ordering::SeqCst;
+        let now = self.in_flight.fetch_add(1, SeqCst) + 1;
+        self.peak.fetch_max(now, SeqCst);
+        let delay = self.delay;
+        let in_flight = self.in_flight.clone();
+        let outcome = self.inner.invoke(event);
+        async move {
+            tokio::time::sleep(delay).await;
+            in_flight.fetch_sub(1, SeqCst);
+            outcome.await
+        }
+    }
+
+    fn function_arn(&self) -> &str {
+        self.inner.function_arn()
+    }
+}
