@@ -3,7 +3,10 @@
 
 use std::{
     net::SocketAddr,
-    sync::{Arc, Mutex},
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicUsize, Ordering},
+    },
     time::Duration,
 };
 
@@ -57,6 +60,9 @@ type Script = dyn Fn(&Invocation) -> Reply + Send + Sync;
 struct State {
     script: Mutex<Arc<Script>>,
     invocations: Mutex<Vec<Invocation>>,
+    in_flight: AtomicUsize,
+    peak: AtomicUsize,
+    connections: AtomicUsize,
 }
 
 /// The server. Dropping it stops it.
@@ -82,6 +88,9 @@ impl FunctionServer {
         let state = Arc::new(State {
             script: Mutex::new(Arc::new(|_: &Invocation| Reply::Ok(Value::Object(Default::default())))),
             invocations: Mutex::new(Vec::new()),
+            in_flight: AtomicUsize::new(0),
+            peak: AtomicUsize::new(0),
+            connections: AtomicUsize::new(0),
         });
         let task = tokio::spawn(accept_loop(listener, state.clone()));
         Self { addr, state, task }
@@ -109,6 +118,16 @@ impl FunctionServer {
     pub fn invocation_count(&self) -> usize {
         lock(&self.state.invocations).len()
     }
+
+    /// The most invocations it was answering at once.
+    pub fn peak_concurrency(&self) -> usize {
+        self.state.peak.load(Ordering::SeqCst)
+    }
+
+    /// TCP connections accepted so far.
+    pub fn connections(&self) -> usize {
+        self.state.connections.load(Ordering::SeqCst)
+    }
 }
 
 impl Drop for FunctionServer {
@@ -124,6 +143,7 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 async fn accept_loop(listener: TcpListener, state: Arc<State>) {
     while let Ok((stream, _)) = listener.accept().await {
         let state = state.clone();
+        state.connections.fetch_add(1, Ordering::SeqCst);
         tokio::spawn(async move {
             let service = service_fn(move |req| handle(req, state.clone()));
             let _ = hyper::server::conn::http1::Builder::new()
@@ -161,7 +181,11 @@ async fn handle(
     let script = lock(&state.script).clone();
     let reply = script(&invocation);
     lock(&state.invocations).push(invocation);
-    respond(reply).await
+    let now = state.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+    state.peak.fetch_max(now, Ordering::SeqCst);
+    let response = respond(reply).await;
+    state.in_flight.fetch_sub(1, Ordering::SeqCst);
+    response
 }
 
 async fn respond(mut reply: Reply) -> Result<Response<Full<Bytes>>, Dropped> {

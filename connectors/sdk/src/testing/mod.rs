@@ -5,10 +5,13 @@
 //!   or drop the connection.
 //! - [`MemoryQueue`]: an in-process source whose unacknowledged records come
 //!   again after a connector restart, for engine tests.
+//! - [`scenarios`]: all delivered, failures dead-lettered, redelivery after a
+//!   crash, written once and run by every connector against its source.
 //! - [`poll_until`]: waiting as an assertion with a deadline.
 
 mod function_server;
 mod memory;
+pub mod scenarios;
 
 use std::{future::Future, time::Duration};
 
