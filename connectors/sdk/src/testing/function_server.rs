@@ -179,8 +179,14 @@ async fn handle(
         body,
     };
     let script = lock(&state.script).clone();
-    let reply = script(&invocation);
-    lock(&state.invocations).push(invocation);
+    // Scripted and recorded under one lock: the n-th recorded invocation is
+    // the n-th the script answered.
+    let reply = {
+        let mut invocations = lock(&state.invocations);
+        let reply = script(&invocation);
+        invocations.push(invocation);
+        reply
+    };
     let now = state.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
     state.peak.fetch_max(now, Ordering::SeqCst);
     let response = respond(reply).await;
