@@ -3,7 +3,7 @@
 use std::{sync::Arc, time::Duration};
 
 use tokio::sync::mpsc;
-use tokio_util::sync::CancellationToken;
+use tokio_util::{sync::CancellationToken, task::AbortOnDropHandle};
 use tracing::{error, info, warn};
 use trigger_bridge_sdk::{
     Connector, ConnectorError, DeadLetterSink, RecordSender, Shutdown, SourceContext,
@@ -107,22 +107,23 @@ impl<I: Invoke> Pipeline<I> {
             shutdown: shutdown.clone(),
             status: self.status.clone(),
         };
-        let mut connector = tokio::spawn(self.connector.run(context));
+        // Aborted if this pipeline is dropped mid-run, as in a crash.
+        let mut connector = AbortOnDropHandle::new(tokio::spawn(self.connector.run(context)));
 
         // Shutdown begins for the connector and the deliveries together.
         let stopping = shared.stopping.clone();
         let relay = {
             let shutdown = shutdown.clone();
-            tokio::spawn(async move {
+            AbortOnDropHandle::new(tokio::spawn(async move {
                 stop.cancelled().await;
                 shutdown.begin();
                 stopping.cancel();
-            })
+            }))
         };
         info!(pipeline = %name, function = %shared.function, "Pipeline started");
 
         Batcher::new(shared.clone(), self.capacity).run(rx, grace).await;
-        relay.abort();
+        drop(relay);
         shared.stopping.cancel();
 
         // Every record is settled or dropped: the connector may finish.

@@ -30,6 +30,7 @@ pub struct Config {
     pub pipelines: Vec<PipelineConfig>,
     /// The most invocations in flight at once across every pipeline.
     #[serde(default = "defaults::global_max_concurrency")]
+    #[schemars(range(min = 1))]
     pub max_concurrency: u32,
     /// How long in-flight batches may take to finish after SIGTERM or SIGINT.
     /// Keep it under the pod's `terminationGracePeriodSeconds`.
@@ -87,6 +88,7 @@ pub struct FunctionConfig {
     pub name: Option<String>,
     /// Version or alias, sent as `?Qualifier=`.
     #[serde(default)]
+    #[schemars(regex(pattern = r"^[a-zA-Z0-9$_-]{1,128}$"))]
     pub qualifier: Option<String>,
     /// `aws` signs requests with SigV4 from the standard AWS credential chain;
     /// `none` sends them unsigned (emulators, compatible servers).
@@ -117,6 +119,7 @@ pub struct FunctionConfig {
     /// Largest event in bytes. Defaults to Lambda's: 6291456 for
     /// `RequestResponse`, 1048576 for `Event`.
     #[serde(default)]
+    #[schemars(range(min = 1))]
     pub max_payload_bytes: Option<usize>,
     /// A JSON object sent base64-encoded in `X-Amz-Client-Context` (synchronous
     /// invocations only; at most 3583 bytes encoded).
@@ -152,14 +155,18 @@ pub enum Dialect {
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PipelineConfig {
-    /// Unique name, used in logs, metrics and ingress routes.
+    /// Unique name, used in logs, metrics and ingress routes: letters, digits,
+    /// `.`, `_` and `-`.
+    #[schemars(regex(pattern = r"^[A-Za-z0-9._-]+$"))]
     pub name: String,
     /// Where records come from: exactly one connector.
     pub source: SourceConfig,
     /// The key of the function in `functions`.
     pub function: String,
+    /// When a batch of records is sent to the function.
     #[serde(default)]
     pub batching: BatchingConfig,
+    /// How failed invocations are retried.
     #[serde(default)]
     pub retry: RetryConfig,
     /// Read `batchItemFailures` from the function's answer and retry only the
@@ -174,6 +181,35 @@ pub struct PipelineConfig {
     /// Invocations of this pipeline in flight at once. Ordered sources never
     /// have more than one per ordering key.
     #[serde(default)]
+    #[schemars(range(min = 1))]
+    pub max_concurrency: Option<u32>,
+}
+
+impl PipelineConfig {
+    /// Everything but the source: what the engine needs to deliver.
+    pub fn spec(&self) -> PipelineSpec {
+        PipelineSpec {
+            name: self.name.clone(),
+            function: self.function.clone(),
+            batching: self.batching.clone(),
+            retry: self.retry.clone(),
+            report_batch_item_failures: self.report_batch_item_failures,
+            dead_letter: self.dead_letter.clone(),
+            max_concurrency: self.max_concurrency,
+        }
+    }
+}
+
+/// A pipeline's delivery settings, apart from its source. Tests and embedders
+/// pair one with a connector they built themselves.
+#[derive(Debug, Clone, Default)]
+pub struct PipelineSpec {
+    pub name: String,
+    pub function: String,
+    pub batching: BatchingConfig,
+    pub retry: RetryConfig,
+    pub report_batch_item_failures: bool,
+    pub dead_letter: Option<DeadLetterConfig>,
     pub max_concurrency: Option<u32>,
 }
 
@@ -182,8 +218,10 @@ pub struct PipelineConfig {
 #[serde(deny_unknown_fields)]
 pub struct BatchingConfig {
     /// Most records in one invocation. Defaults: 100 for streams and queues,
-    /// 1 for notifications (S3, SNS, schedules), as Lambda sends them.
+    /// 1 for notifications (S3, SNS, schedules), as Lambda sends them. At
+    /// most 10000.
     #[serde(default)]
+    #[schemars(range(min = 1, max = 10000))]
     pub max_records: Option<usize>,
     /// Longest a batch waits for more records after its first. Defaults:
     /// 500ms for streams and queues, 0 for notifications.
@@ -200,6 +238,7 @@ pub struct RetryConfig {
     /// do not use attempts up. Defaults: 10 for streams, 5 for queues, 3 for
     /// notifications.
     #[serde(default)]
+    #[schemars(range(min = 1))]
     pub max_attempts: Option<u32>,
     /// Records older than this are dead-lettered instead of invoked. Default:
     /// unlimited for streams and queues, 6h for notifications.
@@ -245,4 +284,10 @@ pub struct FileSinkConfig {
 #[derive(JsonSchema)]
 #[schemars(transparent)]
 #[allow(dead_code)]
-struct DurationText(#[schemars(regex(pattern = r"^\s*\d+\s*[a-zµ]+(\s*\d+\s*[a-zµ]+)*\s*$"))] String);
+struct DurationText(
+    #[schemars(
+        regex(pattern = r"^\s*\d+\s*[a-zµ]+(\s*\d+\s*[a-zµ]+)*\s*$"),
+        extend("format" = "duration")
+    )]
+    String,
+);

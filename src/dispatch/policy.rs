@@ -6,7 +6,7 @@ use std::time::Duration;
 use trigger_bridge_sdk::{BatchSizer, Envelope, Family};
 
 use super::backoff::Backoff;
-use crate::config::{PipelineConfig, defaults};
+use crate::config::{PipelineSpec, defaults};
 
 #[derive(Debug, Clone)]
 pub struct Policy {
@@ -29,7 +29,7 @@ impl Policy {
     /// The policy of `pipeline`, a source of `family` delivering in `envelope`
     /// to a function accepting `max_bytes`.
     pub fn resolve(
-        pipeline: &PipelineConfig,
+        pipeline: &PipelineSpec,
         family: Family,
         envelope: &Envelope,
         max_bytes: usize,
