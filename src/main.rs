@@ -1,1 +1,5 @@
-fn main() {}
+//! The `trigger-bridge` binary.
+
+fn main() -> std::process::ExitCode {
+    trigger_bridge::cli::main()
+}
