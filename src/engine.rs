@@ -259,7 +259,12 @@ impl Engine {
                     token.cancel();
                 }
                 done = running.join_next() => match done {
-                    None => break,
+                    // Every pipeline has ended: keep serving until told to stop.
+                    None if token.is_cancelled() => break,
+                    None => {
+                        (&mut stop).await;
+                        break;
+                    }
                     Some(Ok((_, Ok(())))) => {}
                     Some(Ok((pipeline, Err(e)))) => {
                         error!(pipeline = %pipeline, error = %e, "Stopping every pipeline");
