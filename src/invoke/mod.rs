@@ -13,8 +13,12 @@ use crate::config::{FunctionConfig, InvocationType};
 
 mod classify;
 mod client;
+mod sigv4;
+mod target;
+#[cfg(test)]
+mod tests;
 
-pub use client::{Invoker, InvokerError};
+pub use client::{Invoker, InvokerError, MAX_CLIENT_CONTEXT_BYTES, MAX_RESPONSE_BYTES};
 
 /// What one invocation came to.
 #[derive(Debug, Clone)]
