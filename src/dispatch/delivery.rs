@@ -73,7 +73,8 @@ struct Part {
     invokes: u32,
     /// Consecutive unsuccessful invocations: the backoff exponent.
     waits: u32,
-    last: Option<Response>,
+    /// The last answer, boxed to keep parts small as they move around.
+    last: Option<Box<Response>>,
     /// The envelope, encoded once and reused by retries.
     event: Option<Bytes>,
 }
@@ -191,7 +192,7 @@ async fn run<I: Invoke>(shared: &Shared<I>, mut part: Part, ordered: bool) -> Fl
             }
             InvokeOutcome::FunctionError(response) => {
                 log_function_error(shared, &part, &response);
-                part.last = Some(response);
+                part.last = Some(Box::new(response));
                 part = match function_failed(shared, part, shared.policy.bisect_on_error).await {
                     Ok(p) => p,
                     Err(flow) => return flow,
@@ -203,7 +204,7 @@ async fn run<I: Invoke>(shared: &Shared<I>, mut part: Part, ordered: bool) -> Fl
                 response,
             } => {
                 shared.metrics.throttles.inc();
-                part.last = Some(response);
+                part.last = Some(Box::new(response));
                 retry_after
             }
             InvokeOutcome::Retryable { reason, response } => {
@@ -214,8 +215,8 @@ async fn run<I: Invoke>(shared: &Shared<I>, mut part: Part, ordered: bool) -> Fl
                     records = part.records.len(),
                     "Function unavailable; retrying"
                 );
-                if response.is_some() {
-                    part.last = response;
+                if let Some(response) = response {
+                    part.last = Some(Box::new(response));
                 }
                 None
             }
@@ -227,7 +228,7 @@ async fn run<I: Invoke>(shared: &Shared<I>, mut part: Part, ordered: bool) -> Fl
                     %reason,
                     "Invocation rejected"
                 );
-                part.last = Some(response);
+                part.last = Some(Box::new(response));
                 part.failures += 1;
                 if part.failures >= shared.policy.max_attempts {
                     return dead_letter(shared, part, Condition::RetriesExhausted).await;
@@ -235,7 +236,7 @@ async fn run<I: Invoke>(shared: &Shared<I>, mut part: Part, ordered: bool) -> Fl
                 None
             }
             InvokeOutcome::TooLarge(response) => {
-                part.last = Some(response);
+                part.last = Some(Box::new(response));
                 if part.records.len() > 1 {
                     // Too large is not the records' fault: no attempt is used up.
                     let (left, right) = part.halves();
@@ -275,7 +276,7 @@ fn item_failures<I: Invoke>(
                 reason,
                 "Malformed partial batch response; failing the whole batch"
             );
-            part.last = Some(response);
+            part.last = Some(Box::new(response));
             return Err(part);
         }
     };
@@ -285,7 +286,7 @@ fn item_failures<I: Invoke>(
         records = part.records.len(),
         "Function reported failed records"
     );
-    part.last = Some(response);
+    part.last = Some(Box::new(response));
     let records = std::mem::take(&mut part.records);
     let (done, retry) = split_failed(records, &failed, ordered);
     for record in done {
@@ -481,7 +482,7 @@ async fn dead_letter<I: Invoke>(shared: &Shared<I>, mut part: Part, condition: C
         return Flow::Done;
     };
 
-    let response = part.last.as_ref().map(Response::context);
+    let response = part.last.as_ref().map(|r| r.context());
     let batch = FailedBatch {
         pipeline: &shared.pipeline,
         function_arn: shared.invoker.function_arn(),
