@@ -270,17 +270,27 @@ fn an_alias_bomb_is_refused() {
     );
 }
 
+/// Connectors are cargo features: which message comes depends on the build.
 #[test]
 fn a_source_names_the_missing_connectors() {
-    let pipeline = "pipelines:\n  - name: a\n    function: echo\n    source:\n      kafka: {}\n";
+    let pipeline = "pipelines:\n  - name: a\n    function: echo\n    source:\n      nope: {}\n";
     let text = format!("{ECHO}{pipeline}");
-    assert_eq!(
-        lines(&text),
-        [
-            "7:5: pipelines[0].source: no connector is compiled in, so no pipeline can run; build \
-          trigger-bridge with the cargo feature of a connector"
-        ]
-    );
+    let errors = lines(&text);
+    let connectors = schema()["$defs"]["SourceConfig"]["oneOf"]
+        .as_array()
+        .map(Vec::len);
+    let expected = match connectors {
+        None => {
+            "7:5: pipelines[0].source: no connector is compiled in, so no pipeline can run; \
+                 build trigger-bridge with the cargo feature of a connector"
+        }
+        Some(_) => {
+            "8:7: pipelines[0].source.nope: unknown connector, or one not compiled into \
+                    this build; expected one of"
+        }
+    };
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(errors[0].starts_with(expected), "{errors:?}");
 }
 
 #[test]
@@ -372,5 +382,80 @@ fn durations_the_schema_accepts_are_the_ones_serde_reads() {
     }
     for text in ["5 parsecs", "soon", "30", "-1s"] {
         assert!(!schema::is_duration(text), "{text}");
+    }
+}
+
+// === properties ===
+
+mod properties {
+    use proptest::prelude::*;
+
+    use super::super::{expand, parse_with_env};
+
+    /// Text made of what YAML and references are made of, to reach many
+    /// parser states.
+    fn yamlish() -> impl Strategy<Value = String> {
+        "([a-z_]{1,8}|[:{}\\[\\],#&*!|>'\"-]|\\$\\{|\\}|\\$|:-| {1,4}|\n|\t|[0-9.]{1,4}){0,60}"
+    }
+
+    proptest! {
+        #[test]
+        fn loading_never_panics_and_points_inside_the_text(text in yamlish()) {
+            let env = |name: &str| (name.len() % 2 == 0).then(|| "v".to_owned());
+            if let Err(errors) = parse_with_env(&text, "p.yaml", env) {
+                prop_assert!(!errors.errors().is_empty());
+                let lines = text.split('\n').count();
+                for error in errors.errors() {
+                    let position = error.position.expect("a text error has a position");
+                    prop_assert!((1..=lines).contains(&position.line), "{error}");
+                    prop_assert!(position.column >= 1, "{error}");
+                }
+            }
+        }
+
+        #[test]
+        fn text_without_a_dollar_is_unchanged(text in "[^$]{0,40}") {
+            let expansion = expand::expand(&text, &|_| Some("x".to_owned()));
+            let expansion = expansion.expect("text without `$` expands");
+            prop_assert_eq!(expansion.text, text);
+            prop_assert!(!expansion.substituted);
+        }
+
+        #[test]
+        fn escaping_every_reference_gives_the_text_back(text in "[a-z${}:-]{0,40}") {
+            let escaped = text.replace("${", "$${");
+            let expansion = expand::expand(&escaped, &|_| Some("x".to_owned()));
+            prop_assert_eq!(expansion.expect("escaped text expands").text, text);
+        }
+
+        #[test]
+        fn a_secret_never_shows_in_an_error(
+            secret in "[A-Za-z0-9:/. -]{6,20}",
+            key in prop::sample::select(vec![
+                "max_concurrency", "shutdown_grace", "state", "nosuchkey",
+                "server.listen", "server.max_body_bytes",
+                "functions.f.endpoint", "functions.f.auth", "functions.f.qualifier",
+                "functions.f.timeout", "functions.f.reserved_concurrency",
+                "functions.f.invocation_type", "functions.f.client_context",
+            ]),
+            quoted in any::<bool>(),
+        ) {
+            prop_assume!(!secret.trim().is_empty());
+            let reference = if quoted { "'${S}'" } else { "${S}" };
+            let text = match key.split_once('.') {
+                None => format!("{key}: {reference}\n"),
+                Some((section, rest)) => match rest.split_once('.') {
+                    None => format!("{section}:\n  {rest}: {reference}\n"),
+                    Some((name, field)) => format!(
+                        "{section}:\n  {name}:\n    endpoint: http://h\n    {field}: {reference}\n"
+                    ),
+                },
+            };
+            let env = |_: &str| Some(secret.clone());
+            if let Err(errors) = parse_with_env(&text, "p.yaml", env) {
+                let report = format!("{errors}\n{errors:?}");
+                prop_assert!(!report.contains(secret.trim()), "{}", report);
+            }
+        }
     }
 }

@@ -286,7 +286,7 @@ impl<'a> Words<'a> {
                 quoted_list(keys_str(&keys))
             ),
             [] => format!(
-                "expected a {noun} (one of {names}), found {}",
+                "expected a {noun}: a mapping with one key naming it, found {}",
                 found(site, value)
             ),
         };
@@ -297,12 +297,11 @@ impl<'a> Words<'a> {
         let site = self
             .document
             .nearest(&format!("{pointer}/{}", escape_pointer(key)));
+        // Connectors and sinks are compiled in by cargo features.
+        let head = format!("unknown {noun}, or one not compiled into this build");
         let message = match suggest(key, variants.iter().copied()) {
-            Some(near) => format!("unknown {noun}; did you mean `{near}`?"),
-            None => format!(
-                "unknown {noun}; expected one of {}",
-                quoted_list(variants.to_vec())
-            ),
+            Some(near) => format!("{head}; did you mean `{near}`?"),
+            None => format!("{head}; expected one of {}", quoted_list(variants.to_vec())),
         };
         self.errors.push(ConfigError {
             path: site.path.clone(),

@@ -52,12 +52,25 @@ impl Node {
 /// Parses `text`, which must hold at most one YAML document. `None` for a
 /// file with no document (empty, or only comments).
 pub(super) fn parse(text: &str) -> Result<Option<Node>, ConfigError> {
-    Builder {
+    let builder = Builder {
         parser: Parser::new_from_str(text),
         anchors: HashMap::new(),
         nodes: 0,
-    }
-    .stream()
+    };
+    builder.stream().map_err(|error| within(error, text))
+}
+
+/// Moves an error the parser placed past the end of the text (an unexpected
+/// end) to the text's last character.
+fn within(mut error: ConfigError, text: &str) -> ConfigError {
+    let lines = text.split('\n').count();
+    let last = text.rsplit('\n').next().unwrap_or_default();
+    let end = Position {
+        line: lines,
+        column: last.chars().count().max(1),
+    };
+    error.position = error.position.map(|position| position.min(end));
+    error
 }
 
 struct Builder<'i> {
