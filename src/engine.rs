@@ -1,13 +1,7 @@
 //! The engine: every pipeline of a config, built once and run until told to
 //! stop.
 
-use std::{
-    collections::HashMap,
-    future::Future,
-    path::PathBuf,
-    sync::Arc,
-    time::Duration,
-};
+use std::{collections::HashMap, future::Future, path::PathBuf, sync::Arc, time::Duration};
 
 use tokio::{sync::Semaphore, task::JoinSet};
 use tokio_util::sync::CancellationToken;
@@ -85,13 +79,12 @@ impl EngineBuilder {
     pub async fn new(config: &Config, metrics: &Metrics) -> Result<Self, EngineError> {
         let mut functions = HashMap::new();
         for (key, function) in &config.functions {
-            let invoker =
-                Invoker::new(key, function)
-                    .await
-                    .map_err(|e| EngineError::Function {
-                        function: key.clone(),
-                        message: e.to_string(),
-                    })?;
+            let invoker = Invoker::new(key, function)
+                .await
+                .map_err(|e| EngineError::Function {
+                    function: key.clone(),
+                    message: e.to_string(),
+                })?;
             let reserved = function.reserved_concurrency;
             functions.insert(
                 key.clone(),
@@ -167,14 +160,20 @@ impl EngineBuilder {
         Ok(())
     }
 
-    fn dead_letter(&mut self, config: &DeadLetterConfig) -> Result<Arc<dyn DeadLetterSink>, String> {
+    fn dead_letter(
+        &mut self,
+        config: &DeadLetterConfig,
+    ) -> Result<Arc<dyn DeadLetterSink>, String> {
         match config {
             DeadLetterConfig::File(file) => {
                 if let Some(sink) = self.file_sinks.get(&file.path) {
                     return Ok(Arc::new(sink.clone()));
                 }
                 let sink = FileSink::open(&file.path).map_err(|e| {
-                    format!("dead-letter file {} cannot be opened: {e}", file.path.display())
+                    format!(
+                        "dead-letter file {} cannot be opened: {e}",
+                        file.path.display()
+                    )
                 })?;
                 self.file_sinks.insert(file.path.clone(), sink.clone());
                 Ok(Arc::new(sink))
@@ -268,7 +267,10 @@ impl Engine {
                     Some(Ok((_, Ok(())))) => {}
                     Some(Ok((pipeline, Err(e)))) => {
                         error!(pipeline = %pipeline, error = %e, "Stopping every pipeline");
-                        failure.get_or_insert(EngineError::Failed { pipeline, message: e.to_string() });
+                        failure.get_or_insert(EngineError::Failed {
+                            pipeline,
+                            message: e.to_string(),
+                        });
                         token.cancel();
                     }
                     Some(Err(e)) => {

@@ -17,7 +17,12 @@ const DEADLINE: Duration = Duration::from_secs(20);
 
 fn push(queue: &MemoryQueue, range: std::ops::Range<u64>) {
     for n in range {
-        queue.push_message(json!({ "n": n }), None, Some(&n.to_string()), SystemTime::now());
+        queue.push_message(
+            json!({ "n": n }),
+            None,
+            Some(&n.to_string()),
+            SystemTime::now(),
+        );
     }
 }
 
@@ -86,7 +91,13 @@ async fn poison_records_are_isolated_and_dead_lettered_to_the_file() {
 
     let running = common::run(&config, vec![(spec, common::memory(&queue))]).await;
     let settled = settled(&queue, 30).await;
+    let metrics = running.metrics.clone();
     running.stop().await.expect("clean stop");
+
+    assert!(metrics.encode().contains(concat!(
+        "trigger_bridge_records_dead_lettered_total",
+        r#"{pipeline="poison",function="f",reason="retries_exhausted"} 3"#
+    )));
 
     // Batches of an unordered source finish in any order.
     let mut dead: Vec<u64> = settled
@@ -106,7 +117,10 @@ async fn poison_records_are_isolated_and_dead_lettered_to_the_file() {
         assert_eq!(line["requestContext"]["condition"], "RetriesExhausted");
         assert_eq!(line["responseContext"]["functionError"], "Unhandled");
         assert_eq!(line["responsePayload"]["errorType"], "Poison");
-        assert_eq!(line["requestPayload"]["Records"].as_array().map(Vec::len), Some(1));
+        assert_eq!(
+            line["requestPayload"]["Records"].as_array().map(Vec::len),
+            Some(1)
+        );
     }
     let _ = std::fs::remove_file(dead_letter);
 }
@@ -133,11 +147,26 @@ async fn a_throttle_with_retry_after_is_waited_out_without_using_attempts() {
 
     let running = common::run(&config, vec![(spec, common::memory(&queue))]).await;
     let settled = settled(&queue, 1).await;
+    let metrics = running.metrics.clone();
     running.stop().await.expect("clean stop");
 
     assert_eq!(settled, vec![(0, Outcome::Delivered)]);
     let invocations = server.invocations();
     assert_eq!(invocations.len(), 2);
+    let text = metrics.encode();
+    let labels = r#"{pipeline="throttle",function="f"}"#;
+    assert!(
+        text.contains(&format!("trigger_bridge_throttles_total{labels} 1")),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("trigger_bridge_retries_total{labels} 1")),
+        "{text}"
+    );
+    assert!(text.contains(concat!(
+        "trigger_bridge_invocations_total",
+        r#"{pipeline="throttle",function="f",outcome="throttled"} 1"#
+    )));
 }
 
 #[tokio::test]
@@ -163,7 +192,11 @@ async fn partial_batch_responses_retry_only_the_named_records() {
     running.stop().await.expect("clean stop");
 
     assert!(settled.iter().all(|(_, o)| *o == Outcome::Delivered));
-    let batches: Vec<Vec<u64>> = server.invocations().iter().map(|i| common::ns(&i.event)).collect();
+    let batches: Vec<Vec<u64>> = server
+        .invocations()
+        .iter()
+        .map(|i| common::ns(&i.event))
+        .collect();
     assert_eq!(batches, vec![vec![0, 1, 2, 3, 4], vec![3]]);
 }
 
@@ -196,7 +229,11 @@ async fn malformed_answers_fail_the_whole_batch_when_partial_responses_are_on() 
     running.stop().await.expect("clean stop");
 
     assert!(settled.iter().all(|(_, o)| *o == Outcome::Delivered));
-    let batches: Vec<Vec<u64>> = server.invocations().iter().map(|i| common::ns(&i.event)).collect();
+    let batches: Vec<Vec<u64>> = server
+        .invocations()
+        .iter()
+        .map(|i| common::ns(&i.event))
+        .collect();
     assert_eq!(batches, vec![vec![0, 1, 2]; 3]);
 }
 
@@ -207,7 +244,10 @@ async fn a_413_splits_the_batch() {
         if common::ns(&inv.event).len() > 2 {
             Reply::Raw {
                 status: 413,
-                headers: vec![("x-amzn-ErrorType".into(), "RequestEntityTooLargeException".into())],
+                headers: vec![(
+                    "x-amzn-ErrorType".into(),
+                    "RequestEntityTooLargeException".into(),
+                )],
                 body: Bytes::from_static(br#"{"Type":"User","message":"Request must be smaller"}"#),
             }
         } else {
@@ -239,16 +279,18 @@ async fn slow_answers_dropped_connections_and_server_errors_are_retried() {
     let server = FunctionServer::start().await;
     let calls = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let counter = calls.clone();
-    server.script(move |_| match counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst) {
-        0 => Reply::Delay(Duration::from_secs(5), Box::new(Reply::Ok(json!({})))),
-        1 => Reply::Drop,
-        2 => Reply::Raw {
-            status: 502,
-            headers: vec![],
-            body: Bytes::from_static(b"<html>bad gateway</html>"),
+    server.script(
+        move |_| match counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst) {
+            0 => Reply::Delay(Duration::from_secs(5), Box::new(Reply::Ok(json!({})))),
+            1 => Reply::Drop,
+            2 => Reply::Raw {
+                status: 502,
+                headers: vec![],
+                body: Bytes::from_static(b"<html>bad gateway</html>"),
+            },
+            _ => Reply::Ok(json!({})),
         },
-        _ => Reply::Ok(json!({})),
-    });
+    );
     let queue = MemoryQueue::new();
     push(&queue, 0..2);
     let mut spec = common::spec("flaky");
@@ -274,7 +316,11 @@ async fn an_unreachable_function_holds_records_and_loses_none() {
     push(&queue, 0..5);
     let config = common::config(&format!("http://127.0.0.1:{port}"), json!({}));
 
-    let running = common::run(&config, vec![(common::spec("down"), common::memory(&queue))]).await;
+    let running = common::run(
+        &config,
+        vec![(common::spec("down"), common::memory(&queue))],
+    )
+    .await;
     poll_until("records taken by the pipeline", DEADLINE, || async {
         (queue.unacked() == 5).then_some(())
     })

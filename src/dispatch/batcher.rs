@@ -290,12 +290,10 @@ impl<I: Invoke> Batcher<I> {
         while !(ordered && state.in_flight > 0) {
             let batch = match state.ready.pop_front() {
                 Some(batch) => batch,
-                None if state.open.as_ref().is_some_and(|o| o.due) => {
-                    match state.open.take() {
-                        Some(open) => open.close(),
-                        None => break,
-                    }
-                }
+                None if state.open.as_ref().is_some_and(|o| o.due) => match state.open.take() {
+                    Some(open) => open.close(),
+                    None => break,
+                },
                 None => break,
             };
             state.in_flight += 1;

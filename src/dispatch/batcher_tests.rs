@@ -49,8 +49,15 @@ async fn batches_close_at_max_records_then_at_the_window() {
     let calls = function.calls();
     let sizes: Vec<usize> = calls.iter().map(|c| c.ns().len()).collect();
     assert_eq!(sizes, vec![10, 10, 5]);
-    assert!(calls[1].at - started < Duration::from_secs(2), "full batches go at once");
-    assert_eq!(calls[2].at - started, Duration::from_secs(2), "the rest waits for its window");
+    assert!(
+        calls[1].at - started < Duration::from_secs(2),
+        "full batches go at once"
+    );
+    assert_eq!(
+        calls[2].at - started,
+        Duration::from_secs(2),
+        "the rest waits for its window"
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -147,7 +154,10 @@ async fn a_stalled_function_stops_the_batcher_taking_records() {
     tokio::time::sleep(Duration::from_secs(60)).await;
 
     assert_eq!(received.get(), 10, "held records stop at the capacity");
-    assert!(!producer.is_finished(), "the source waits instead of the bridge buffering");
+    assert!(
+        !producer.is_finished(),
+        "the source waits instead of the bridge buffering"
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -211,7 +221,11 @@ async fn shutdown_aborts_deliveries_that_overrun_the_grace() {
     stopping.cancel();
     task.await.expect("batcher stops");
 
-    assert_eq!(stopped_at.elapsed(), Duration::from_secs(10), "the grace, no more");
+    assert_eq!(
+        stopped_at.elapsed(),
+        Duration::from_secs(10),
+        "the grace, no more"
+    );
     let outcomes: Vec<_> = records.drain().into_iter().map(|a| a.outcome).collect();
     assert_eq!(outcomes, vec![Outcome::Redeliver, Outcome::Redeliver]);
 }

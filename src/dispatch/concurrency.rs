@@ -72,12 +72,19 @@ mod tests {
     async fn a_shared_function_cap_holds_across_pipelines() {
         let function = Arc::new(Semaphore::new(1));
         let process = Arc::new(Semaphore::new(10));
-        let a = Limits::new(Arc::new(Semaphore::new(5)), Some(function.clone()), process.clone());
+        let a = Limits::new(
+            Arc::new(Semaphore::new(5)),
+            Some(function.clone()),
+            process.clone(),
+        );
         let b = Limits::new(Arc::new(Semaphore::new(5)), Some(function), process);
 
         let held = a.acquire().await;
         let waiting = tokio::time::timeout(Duration::from_secs(1), b.acquire()).await;
-        assert!(waiting.is_err(), "second pipeline must wait for the function's permit");
+        assert!(
+            waiting.is_err(),
+            "second pipeline must wait for the function's permit"
+        );
 
         drop(held);
         let got = tokio::time::timeout(Duration::from_secs(1), b.acquire()).await;

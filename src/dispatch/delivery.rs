@@ -300,7 +300,11 @@ fn item_failures<I: Invoke>(
 /// Splits a batch by the indices the function reported failed. On an ordered
 /// source everything from the first failure on is retried, as Lambda resumes
 /// a stream from its lowest failed sequence number.
-fn split_failed(records: Vec<Record>, failed: &[usize], ordered: bool) -> (Vec<Record>, Vec<Record>) {
+fn split_failed(
+    records: Vec<Record>,
+    failed: &[usize],
+    ordered: bool,
+) -> (Vec<Record>, Vec<Record>) {
     if ordered {
         let mut records = records;
         let first = failed.first().copied().unwrap_or(records.len());
@@ -424,7 +428,9 @@ async fn invoke<I: Invoke>(shared: &Shared<I>, part: &mut Part) -> Option<Invoke
 
     let outcome = shared.invoker.invoke(event).await;
 
-    metrics.invoke_duration.observe(started.elapsed().as_secs_f64());
+    metrics
+        .invoke_duration
+        .observe(started.elapsed().as_secs_f64());
     drop(in_flight);
     drop(permits);
     outcome_counter(metrics, &outcome).inc();
@@ -501,8 +507,15 @@ async fn dead_letter<I: Invoke>(shared: &Shared<I>, mut part: Part, condition: C
             Ok(()) => break,
             Err(e) => {
                 shared.metrics.dead_letter_errors.inc();
-                error!(pipeline = %shared.pipeline, error = %e, "Dead-letter write failed; retrying");
-                let delay = shared.policy.backoff.wait(part.waits, None, &mut rand::rng());
+                error!(
+                    pipeline = %shared.pipeline,
+                    error = %e,
+                    "Dead-letter write failed; retrying"
+                );
+                let delay = shared
+                    .policy
+                    .backoff
+                    .wait(part.waits, None, &mut rand::rng());
                 part.waits = part.waits.saturating_add(1);
                 tokio::select! {
                     () = tokio::time::sleep(delay) => {}
@@ -520,7 +533,11 @@ async fn dead_letter<I: Invoke>(shared: &Shared<I>, mut part: Part, condition: C
         sink = sink.kind(),
         "Records dead-lettered"
     );
-    shared.metrics.dead_lettered.get(condition).inc_by(records as u64);
+    shared
+        .metrics
+        .dead_lettered
+        .get(condition)
+        .inc_by(records as u64);
     part.settle(&Outcome::DeadLettered);
     Flow::Done
 }

@@ -42,7 +42,10 @@ async fn function_errors_use_attempts_then_dead_letter_with_backoff_in_bounds() 
     assert_eq!(calls.len(), 4);
     for (retry, pair) in calls.windows(2).enumerate() {
         let waited = pair[1].at - pair[0].at;
-        assert!(waited <= backoff.ceiling(retry as u32), "retry {retry} waited {waited:?}");
+        assert!(
+            waited <= backoff.ceiling(retry as u32),
+            "retry {retry} waited {waited:?}"
+        );
     }
     assert_eq!(outcomes(&records.drain()), all(0..3, Outcome::DeadLettered));
     let lines = sink.lines();
@@ -51,7 +54,12 @@ async fn function_errors_use_attempts_then_dead_letter_with_backoff_in_bounds() 
     assert_eq!(lines[0]["requestContext"]["approximateInvokeCount"], 4);
     assert_eq!(lines[0]["responseContext"]["functionError"], "Unhandled");
     assert_eq!(lines[0]["responsePayload"]["errorType"], "Boom");
-    assert_eq!(lines[0]["requestPayload"]["Records"].as_array().map(Vec::len), Some(3));
+    assert_eq!(
+        lines[0]["requestPayload"]["Records"]
+            .as_array()
+            .map(Vec::len),
+        Some(3)
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -125,7 +133,11 @@ async fn bisection_isolates_the_poison_record() {
     let mut expected = all(0..5, Outcome::Delivered);
     expected.push((5, Outcome::DeadLettered));
     expected.extend(all(6..8, Outcome::Delivered));
-    assert_eq!(outcomes(&records.drain()), expected, "settled in source order");
+    assert_eq!(
+        outcomes(&records.drain()),
+        expected,
+        "settled in source order"
+    );
     // [0..8] fails, [0..4] ok, [4..8] fails, [4,5] fails, [4] ok, [5] twice, [6,7] ok.
     let sizes: Vec<usize> = function.calls().iter().map(|c| c.ns().len()).collect();
     assert_eq!(sizes, vec![8, 4, 4, 2, 1, 1, 1, 2]);
@@ -203,7 +215,8 @@ async fn a_malformed_partial_response_fails_the_whole_batch() {
 
 #[tokio::test(start_paused = true)]
 async fn partial_responses_are_ignored_unless_enabled() {
-    let function = Scripted::new(|_, _| ok_with(r#"{"batchItemFailures":[{"itemIdentifier":"0"}]}"#));
+    let function =
+        Scripted::new(|_, _| ok_with(r#"{"batchItemFailures":[{"itemIdentifier":"0"}]}"#));
     let shared = shared(function.clone(), Policy::immediate(10), None);
     let mut records = Records::new();
 
@@ -305,7 +318,10 @@ async fn a_record_over_the_cap_is_dead_lettered_without_invoking() {
     assert!(function.calls().is_empty());
     assert_eq!(outcomes(&records.drain()), vec![(0, Outcome::DeadLettered)]);
     let lines = sink.lines();
-    assert_eq!(lines[0]["requestContext"]["condition"], "MaximumPayloadSizeExceeded");
+    assert_eq!(
+        lines[0]["requestContext"]["condition"],
+        "MaximumPayloadSizeExceeded"
+    );
 }
 
 #[tokio::test(start_paused = true)]

@@ -57,7 +57,9 @@ pub fn parse(body: &[u8], records: &[Record]) -> ItemFailures {
         };
         match index.get(&id) {
             Some(&i) => failed.push(i),
-            None => return ItemFailures::Invalid("an `itemIdentifier` names no record of the batch"),
+            None => {
+                return ItemFailures::Invalid("an `itemIdentifier` names no record of the batch");
+            }
         }
     }
     failed.sort_unstable();
@@ -96,14 +98,22 @@ mod tests {
     fn records(ids: &[ItemId]) -> Vec<Record> {
         ids.iter()
             .map(|id| {
-                Record::new(Bytes::from_static(b"{}"), SystemTime::UNIX_EPOCH, AckHandle::detached())
-                    .with_item_id(id.clone())
+                Record::new(
+                    Bytes::from_static(b"{}"),
+                    SystemTime::UNIX_EPOCH,
+                    AckHandle::detached(),
+                )
+                .with_item_id(id.clone())
             })
             .collect()
     }
 
     fn text(ids: &[&str]) -> Vec<Record> {
-        records(&ids.iter().map(|s| ItemId::Text((*s).into())).collect::<Vec<_>>())
+        records(
+            &ids.iter()
+                .map(|s| ItemId::Text((*s).into()))
+                .collect::<Vec<_>>(),
+        )
     }
 
     #[test]

@@ -14,8 +14,8 @@ use serde_json::Value;
 use tokio::{sync::mpsc, time::Instant};
 use tokio_util::sync::CancellationToken;
 use trigger_bridge_sdk::{
-    Ack, Acknowledgements, DeadLetterError, DeadLetterSink, Envelope, FailedBatch, Family,
-    ItemId, OrderingKey, Record, SourceDescriptor, time::Clock,
+    Ack, Acknowledgements, DeadLetterError, DeadLetterSink, Envelope, FailedBatch, Family, ItemId,
+    OrderingKey, Record, SourceDescriptor, time::Clock,
 };
 
 use super::{Invoke, Limits, Policy, Shared};
@@ -129,7 +129,10 @@ impl DeadLetterSink for MemorySink {
         "memory"
     }
 
-    fn write<'a>(&'a self, batch: &'a FailedBatch<'a>) -> BoxFuture<'a, Result<(), DeadLetterError>> {
+    fn write<'a>(
+        &'a self,
+        batch: &'a FailedBatch<'a>,
+    ) -> BoxFuture<'a, Result<(), DeadLetterError>> {
         let mut failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
         let result = if *failures > 0 {
             *failures -= 1;
@@ -140,7 +143,10 @@ impl DeadLetterSink for MemorySink {
             })
         } else {
             let line = batch.on_failure_record(true);
-            self.lines.lock().unwrap_or_else(|e| e.into_inner()).push(line);
+            self.lines
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(line);
             Ok(())
         };
         std::future::ready(result).boxed()
