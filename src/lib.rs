@@ -17,6 +17,6 @@ pub mod engine;
 pub mod invoke;
 pub mod metrics;
 pub mod pipeline;
-pub mod sources;
 pub mod server;
+pub mod sources;
 pub mod telemetry;

@@ -6,8 +6,8 @@ use tokio::sync::mpsc;
 use tokio_util::{sync::CancellationToken, task::AbortOnDropHandle};
 use tracing::{error, info, warn};
 use trigger_bridge_sdk::{
-    Connector, ConnectorError, DeadLetterSink, RecordSender, Shutdown, SourceContext,
-    SourceStatus, time::Clock,
+    Connector, ConnectorError, DeadLetterSink, RecordSender, Shutdown, SourceContext, SourceStatus,
+    time::Clock,
 };
 
 use crate::{
@@ -122,7 +122,9 @@ impl<I: Invoke> Pipeline<I> {
         };
         info!(pipeline = %name, function = %shared.function, "Pipeline started");
 
-        Batcher::new(shared.clone(), self.capacity).run(rx, grace).await;
+        Batcher::new(shared.clone(), self.capacity)
+            .run(rx, grace)
+            .await;
         drop(relay);
         shared.stopping.cancel();
 

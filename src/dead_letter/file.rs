@@ -42,7 +42,10 @@ impl DeadLetterSink for FileSink {
         "file"
     }
 
-    fn write<'a>(&'a self, batch: &'a FailedBatch<'a>) -> BoxFuture<'a, Result<(), DeadLetterError>> {
+    fn write<'a>(
+        &'a self,
+        batch: &'a FailedBatch<'a>,
+    ) -> BoxFuture<'a, Result<(), DeadLetterError>> {
         let records = batch.records.len();
         // The file keeps the event: nothing else holds the records any more.
         let mut line = batch.on_failure_record(true).to_string().into_bytes();

@@ -90,7 +90,9 @@ pub async fn run(
         .await
         .expect("engine builds");
     for (spec, connector) in pipelines {
-        builder.add_pipeline(&spec, connector).expect("pipeline builds");
+        builder
+            .add_pipeline(&spec, connector)
+            .expect("pipeline builds");
     }
     let engine = builder.build();
     let stop = CancellationToken::new();

@@ -80,10 +80,7 @@ impl AckHandle {
     /// A handle that reports nowhere, for records whose source needs no
     /// acknowledgement (benchmarks, one-shot sources).
     pub fn detached() -> Self {
-        Self {
-            token: 0,
-            tx: None,
-        }
+        Self { token: 0, tx: None }
     }
 
     pub fn token(&self) -> u64 {

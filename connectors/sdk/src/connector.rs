@@ -7,9 +7,7 @@ use std::sync::{
 
 use futures::future::BoxFuture;
 
-use crate::{
-    dead_letter::BatchInfo, envelope::Envelope, record::RecordSender, shutdown::Shutdown,
-};
+use crate::{dead_letter::BatchInfo, envelope::Envelope, record::RecordSender, shutdown::Shutdown};
 
 /// A source's family decides the defaults of its delivery policy
 /// (DESIGN.md, "Failure policy by source family").
@@ -42,7 +40,10 @@ impl std::fmt::Debug for SourceDescriptor {
         f.debug_struct("SourceDescriptor")
             .field("family", &self.family)
             .field("envelope", &self.envelope)
-            .field("batch_info", &self.batch_info.as_ref().map(|b| b.field_name()))
+            .field(
+                "batch_info",
+                &self.batch_info.as_ref().map(|b| b.field_name()),
+            )
             .finish()
     }
 }
@@ -83,7 +84,10 @@ impl SourceStatus {
 pub trait Connector: Send + 'static {
     fn descriptor(&self) -> SourceDescriptor;
 
-    fn run(self: Box<Self>, context: SourceContext) -> BoxFuture<'static, Result<(), ConnectorError>>;
+    fn run(
+        self: Box<Self>,
+        context: SourceContext,
+    ) -> BoxFuture<'static, Result<(), ConnectorError>>;
 }
 
 /// A connector failed for good. Transient faults (a dropped connection) are the

@@ -173,7 +173,11 @@ fn response_context(response: &ResponseContext) -> Value {
     context.insert("statusCode".into(), response.status_code.into());
     context.insert(
         "executedVersion".into(),
-        response.executed_version.as_deref().unwrap_or("$LATEST").into(),
+        response
+            .executed_version
+            .as_deref()
+            .unwrap_or("$LATEST")
+            .into(),
     );
     if let Some(error) = &response.function_error {
         context.insert("functionError".into(), error.as_str().into());
@@ -199,7 +203,10 @@ pub trait DeadLetterSink: Send + Sync + 'static {
     /// The sink's kind for logs and metrics: `file`, `kafka`, `amqp`, `sqs`.
     fn kind(&self) -> &'static str;
 
-    fn write<'a>(&'a self, batch: &'a FailedBatch<'a>) -> BoxFuture<'a, Result<(), DeadLetterError>>;
+    fn write<'a>(
+        &'a self,
+        batch: &'a FailedBatch<'a>,
+    ) -> BoxFuture<'a, Result<(), DeadLetterError>>;
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -306,7 +313,10 @@ mod tests {
 
     #[test]
     fn non_json_response_is_embedded_as_a_string() {
-        assert_eq!(embed(&Bytes::from_static(b"Task timed out")), "Task timed out");
+        assert_eq!(
+            embed(&Bytes::from_static(b"Task timed out")),
+            "Task timed out"
+        );
         assert_eq!(embed(&Bytes::new()), Value::Null);
     }
 }

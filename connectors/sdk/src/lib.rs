@@ -29,7 +29,9 @@ pub mod time;
 pub mod testing;
 
 pub use ack::{Ack, AckHandle, Acknowledgements, Outcome};
-pub use connector::{Connector, ConnectorError, Family, SourceContext, SourceDescriptor, SourceStatus};
+pub use connector::{
+    Connector, ConnectorError, Family, SourceContext, SourceDescriptor, SourceStatus,
+};
 pub use dead_letter::{Condition, DeadLetterError, DeadLetterSink, FailedBatch};
 pub use envelope::{BatchSizer, Envelope, GroupKey};
 pub use record::{ItemId, OrderingKey, Record, RecordSender};

@@ -51,7 +51,10 @@ fn s3() {
     let sample = fixture("s3");
     let event: aws_lambda_events::event::s3::S3Event =
         rebuilt(&Envelope::records(), &list_records(&sample), &sample);
-    assert_eq!(event.records[0].s3.object.key.as_deref(), Some("photos/red+flower.jpg"));
+    assert_eq!(
+        event.records[0].s3.object.key.as_deref(),
+        Some("photos/red+flower.jpg")
+    );
 }
 
 #[test]

@@ -31,7 +31,9 @@ fn sized(envelope: &Envelope, records: &[Record]) -> (usize, Bytes) {
 fn records_envelope_size_is_exact() {
     let envelope = Envelope::records();
     for n in 0..4 {
-        let records: Vec<_> = (0..n).map(|i| record(&format!(r#"{{"i":{i}}}"#), None)).collect();
+        let records: Vec<_> = (0..n)
+            .map(|i| record(&format!(r#"{{"i":{i}}}"#), None))
+            .collect();
         let (size, bytes) = sized(&envelope, &records);
         assert_eq!(size, bytes.len());
         let value: serde_json::Value = serde_json::from_slice(&bytes).expect("valid JSON");

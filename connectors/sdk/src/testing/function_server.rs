@@ -74,7 +74,9 @@ pub struct FunctionServer {
 
 impl std::fmt::Debug for FunctionServer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("FunctionServer").field("addr", &self.addr).finish()
+        f.debug_struct("FunctionServer")
+            .field("addr", &self.addr)
+            .finish()
     }
 }
 
@@ -86,7 +88,9 @@ impl FunctionServer {
             .expect("test function server binds a loopback port");
         let addr = listener.local_addr().expect("bound socket has an address");
         let state = Arc::new(State {
-            script: Mutex::new(Arc::new(|_: &Invocation| Reply::Ok(Value::Object(Default::default())))),
+            script: Mutex::new(Arc::new(|_: &Invocation| {
+                Reply::Ok(Value::Object(Default::default()))
+            })),
             invocations: Mutex::new(Vec::new()),
             in_flight: AtomicUsize::new(0),
             peak: AtomicUsize::new(0),
@@ -170,7 +174,11 @@ async fn handle(
     state: Arc<State>,
 ) -> Result<Response<Full<Bytes>>, Dropped> {
     let (parts, body) = req.into_parts();
-    let body = body.collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+    let body = body
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
     let invocation = Invocation {
         path: parts.uri.path().to_owned(),
         query: parts.uri.query().map(str::to_owned),
@@ -257,4 +265,3 @@ fn json(status: StatusCode, value: &Value, headers: &[(&str, &str)]) -> Response
         .body(Full::new(Bytes::from(value.to_string())))
         .unwrap_or_else(|_| Response::new(Full::new(Bytes::new())))
 }
-

@@ -171,7 +171,10 @@ impl Connector for MemorySource {
         self.descriptor.clone()
     }
 
-    fn run(self: Box<Self>, context: SourceContext) -> BoxFuture<'static, Result<(), ConnectorError>> {
+    fn run(
+        self: Box<Self>,
+        context: SourceContext,
+    ) -> BoxFuture<'static, Result<(), ConnectorError>> {
         async move { self.consume(context).await }.boxed()
     }
 }

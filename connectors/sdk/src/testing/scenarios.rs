@@ -50,7 +50,9 @@ pub trait ScenarioSource: Send {
 
 /// Messages `0..n`, marked `fail` where `fails(seq)`.
 pub fn messages(n: u64, fails: impl Fn(u64) -> bool) -> Vec<Value> {
-    (0..n).map(|seq| json!({ "seq": seq, "fail": fails(seq) })).collect()
+    (0..n)
+        .map(|seq| json!({ "seq": seq, "fail": fails(seq) }))
+        .collect()
 }
 
 fn seqs(messages: &[Value]) -> Vec<u64> {
@@ -62,7 +64,10 @@ fn received(server: &FunctionServer, decode: fn(&Value) -> Vec<Value>) -> BTreeM
     received_in(&server.invocations(), decode)
 }
 
-fn received_in(invocations: &[Invocation], decode: fn(&Value) -> Vec<Value>) -> BTreeMap<u64, usize> {
+fn received_in(
+    invocations: &[Invocation],
+    decode: fn(&Value) -> Vec<Value>,
+) -> BTreeMap<u64, usize> {
     let mut counts = BTreeMap::new();
     for invocation in invocations {
         let messages = decode(&invocation.event);
@@ -106,7 +111,10 @@ fn failing_function(server: &FunctionServer, decode: fn(&Value) -> Vec<Value>) {
 }
 
 fn dead_letter_path() -> PathBuf {
-    std::env::temp_dir().join(format!("trigger-bridge-scenario-{}.jsonl", uuid::Uuid::new_v4()))
+    std::env::temp_dir().join(format!(
+        "trigger-bridge-scenario-{}.jsonl",
+        uuid::Uuid::new_v4()
+    ))
 }
 
 /// Every message reaches the function exactly once when nothing fails, and
@@ -127,7 +135,10 @@ pub async fn all_delivered(source: &mut dyn ScenarioSource, n: u64) {
 
     let counts = received(&server, decode);
     let repeated: Vec<_> = counts.iter().filter(|(_, c)| **c != 1).collect();
-    assert!(repeated.is_empty(), "delivered more than once: {repeated:?}");
+    assert!(
+        repeated.is_empty(),
+        "delivered more than once: {repeated:?}"
+    );
     assert!(dead_lettered(&dead_letter, decode).is_empty());
     let _ = std::fs::remove_file(dead_letter);
 }
@@ -159,8 +170,15 @@ pub async fn failures_dead_lettered(source: &mut dyn ScenarioSource, n: u64) {
     bridge.stop().await;
 
     let counts = received(&server, decode);
-    assert!(expected.iter().all(|s| !counts.contains_key(s)), "a failing message was delivered");
-    assert_eq!(dead_lettered(&dead_letter, decode), expected, "dead-lettered once each");
+    assert!(
+        expected.iter().all(|s| !counts.contains_key(s)),
+        "a failing message was delivered"
+    );
+    assert_eq!(
+        dead_lettered(&dead_letter, decode),
+        expected,
+        "dead-lettered once each"
+    );
     let _ = std::fs::remove_file(dead_letter);
 }
 
@@ -194,17 +212,21 @@ pub async fn redelivered_after_restart(source: &mut dyn ScenarioSource, n: u64) 
     failing_function(&server, decode);
     let restart = server.invocation_count();
     let bridge = source.start(&server.endpoint(), &dead_letter).await;
-    poll_until("every message delivered after the restart", DEADLINE, || async {
-        let invocations = server.invocations();
-        let answered: Vec<Invocation> = invocations
-            .iter()
-            .enumerate()
-            .filter(|(i, _)| *i < 2 || *i >= restart)
-            .map(|(_, inv)| inv.clone())
-            .collect();
-        let counts = received_in(&answered, decode);
-        (0..n).all(|s| counts.contains_key(&s)).then_some(())
-    })
+    poll_until(
+        "every message delivered after the restart",
+        DEADLINE,
+        || async {
+            let invocations = server.invocations();
+            let answered: Vec<Invocation> = invocations
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| *i < 2 || *i >= restart)
+                .map(|(_, inv)| inv.clone())
+                .collect();
+            let counts = received_in(&answered, decode);
+            (0..n).all(|s| counts.contains_key(&s)).then_some(())
+        },
+    )
     .await;
     bridge.stop().await;
     assert!(dead_lettered(&dead_letter, decode).is_empty());
