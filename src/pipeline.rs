@@ -42,7 +42,6 @@ pub struct Pipeline<I> {
     shared: Arc<Shared<I>>,
     connector: Box<dyn Connector>,
     capacity: Capacity,
-    status: SourceStatus,
 }
 
 impl<I> std::fmt::Debug for Pipeline<I> {
@@ -71,6 +70,7 @@ impl<I: Invoke> Pipeline<I> {
             limits: parts.limits,
             disabled: parts.disabled,
             source,
+            status: SourceStatus::default(),
             dead_letter: parts.dead_letter,
             metrics: parts.metrics,
             clock: Clock::new(),
@@ -80,7 +80,6 @@ impl<I: Invoke> Pipeline<I> {
             shared: Arc::new(shared),
             connector: parts.connector,
             capacity,
-            status: SourceStatus::default(),
         }
     }
 
@@ -90,7 +89,7 @@ impl<I: Invoke> Pipeline<I> {
 
     /// The source's connection state, for `/readyz`.
     pub fn status(&self) -> SourceStatus {
-        self.status.clone()
+        self.shared.status.clone()
     }
 
     /// Runs until `stop` is cancelled or the source ends, then shuts down:
@@ -105,7 +104,7 @@ impl<I: Invoke> Pipeline<I> {
             pipeline: name.clone(),
             records: RecordSender::new(tx),
             shutdown: shutdown.clone(),
-            status: self.status.clone(),
+            status: shared.status.clone(),
         };
         // Aborted if this pipeline is dropped mid-run, as in a crash.
         let mut connector = AbortOnDropHandle::new(tokio::spawn(self.connector.run(context)));
@@ -139,7 +138,8 @@ impl<I: Invoke> Pipeline<I> {
                 Ok(())
             }
         };
-        self.status.set_connected(false);
+        shared.status.set_connected(false);
+        shared.metrics.source_connected.set(0);
         match &result {
             Ok(()) => info!(pipeline = %name, "Pipeline stopped"),
             Err(e) => error!(pipeline = %name, error = %e, "Pipeline's connector failed"),

@@ -156,7 +156,7 @@ impl<I: Invoke> Batcher<I> {
                         self.flush();
                     }
                 },
-                _ = report.tick() => self.report_oldest(),
+                _ = report.tick() => self.report(),
             }
         }
 
@@ -360,13 +360,18 @@ impl<I: Invoke> Batcher<I> {
         self.dispatch(&batch.key);
     }
 
-    /// Publishes the age of the oldest record without a final outcome.
-    fn report_oldest(&self) {
+    /// Publishes the source's connection state and the age of the oldest
+    /// record without a final outcome.
+    fn report(&self) {
+        let metrics = &self.shared.metrics;
+        metrics
+            .source_connected
+            .set(i64::from(self.shared.status.is_connected()));
         let waiting = self.keys.values().filter_map(KeyState::oldest).min();
         let in_flight = self.in_flight_oldest.keys().next().copied();
         let oldest = waiting.into_iter().chain(in_flight).min();
         let age = oldest.map_or(0.0, |t| self.shared.clock.age(t).as_secs_f64());
-        self.shared.metrics.oldest_record_age.set(age);
+        metrics.oldest_record_age.set(age);
     }
 
     /// Phase two of shutdown for this pipeline: what was not dispatched is

@@ -15,7 +15,8 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, warn};
 use trigger_bridge_sdk::{
-    Condition, DeadLetterSink, FailedBatch, Outcome, Record, SourceDescriptor, time::Clock,
+    Condition, DeadLetterSink, FailedBatch, Outcome, Record, SourceDescriptor, SourceStatus,
+    time::Clock,
 };
 
 use super::{
@@ -57,6 +58,8 @@ pub struct Shared<I> {
     /// The function's reserved concurrency is 0: nothing may be invoked.
     pub disabled: bool,
     pub source: SourceDescriptor,
+    /// Whether the source is connected, as its connector reports it.
+    pub status: SourceStatus,
     pub dead_letter: Option<Arc<dyn DeadLetterSink>>,
     pub metrics: PipelineMetrics,
     pub clock: Clock,

@@ -168,6 +168,7 @@ pub fn shared<I: Invoke>(invoker: I, policy: Policy, sink: Option<MemorySink>) -
             envelope: Envelope::records(),
             batch_info: None,
         },
+        status: Default::default(),
         dead_letter: sink.map(|s| Arc::new(s) as Arc<dyn DeadLetterSink>),
         metrics: Metrics::new().pipeline("test", "fn"),
         clock: Clock::new(),
