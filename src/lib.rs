@@ -6,6 +6,13 @@
 //! - [`invoke`]: the Invoke API client and the classification of its answers.
 //! - [`dead_letter`]: the built-in `file` dead-letter sink.
 //! - [`metrics`]: Prometheus metrics.
+//! - [`pipeline`], [`engine`]: a connector and its batcher run together; every
+//!   pipeline of a config built and run until told to stop.
+//! - [`sources`]: the connectors compiled into this binary.
+//! - [`server`]: health, readiness, metrics and ingress routes.
+//! - [`app`], [`cli`], [`telemetry`]: signals, the command line, logging.
+//! - [`echo`]: the `echo-function` command, a Lambda-compatible endpoint that
+//!   prints what it receives.
 
 pub mod app;
 pub mod cli;
