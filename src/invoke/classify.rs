@@ -74,6 +74,23 @@ pub(super) fn classify(
     }
 }
 
+/// An answer over the response limit: a function error, as Lambda reports
+/// `Function.ResponseSizeTooLarge`, so it uses attempts up instead of being
+/// retried for ever.
+pub(super) fn response_too_large(status: u16, headers: &HeaderMap, limit: usize) -> InvokeOutcome {
+    let body = serde_json::json!({
+        "errorType": "Function.ResponseSizeTooLarge",
+        "errorMessage": format!("Response payload size exceeded maximum allowed payload size ({limit} bytes)."),
+    });
+    InvokeOutcome::FunctionError(Response {
+        status,
+        request_id: header(headers, &REQUEST_ID).map(str::to_owned),
+        executed_version: header(headers, &EXECUTED_VERSION).map(str::to_owned),
+        function_error: Some("Unhandled".to_owned()),
+        body: Bytes::from(body.to_string()),
+    })
+}
+
 /// The function error a dialect reports without the header: `rie` answers 200
 /// with the runtime's error object or a timeout text, `cargo-lambda` answers
 /// 500.

@@ -155,13 +155,9 @@ impl Invoker {
                 classify::classify(inner.dialect, status, &headers, body, SystemTime::now())
             }
             Err(BodyError::Read(error)) => classify::transport_failure(&error, inner.timeout),
-            Err(BodyError::TooLarge) => InvokeOutcome::Retryable {
-                reason: format!(
-                    "the function's answer (HTTP {status}) is over the response limit of \
-                     {MAX_RESPONSE_BYTES} bytes"
-                ),
-                response: None,
-            },
+            Err(BodyError::TooLarge) => {
+                classify::response_too_large(status, &headers, MAX_RESPONSE_BYTES)
+            }
         }
     }
 

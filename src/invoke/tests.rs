@@ -440,15 +440,20 @@ async fn an_unreachable_endpoint_is_retryable() {
 }
 
 #[tokio::test]
-async fn an_answer_over_the_response_limit_is_retryable() {
+async fn an_answer_over_the_response_limit_is_a_function_error() {
     let reply = Reply::Raw {
         status: 200,
         headers: Vec::new(),
         body: Bytes::from(vec![b'x'; MAX_RESPONSE_BYTES + 1]),
     };
-    let (reason, response) = retryable(outcome(json!({}), reply).await);
-    assert!(response.is_none());
-    assert!(reason.contains("over the response limit"), "{reason}");
+    let InvokeOutcome::FunctionError(response) = outcome(json!({}), reply).await else {
+        panic!("an oversize answer is the function's failure");
+    };
+    assert_eq!(response.function_error.as_deref(), Some("Unhandled"));
+    assert_eq!(
+        response.error_info().error_type.as_deref(),
+        Some("Function.ResponseSizeTooLarge")
+    );
 }
 
 #[tokio::test]
