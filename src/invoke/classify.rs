@@ -80,7 +80,9 @@ pub(super) fn classify(
 pub(super) fn response_too_large(status: u16, headers: &HeaderMap, limit: usize) -> InvokeOutcome {
     let body = serde_json::json!({
         "errorType": "Function.ResponseSizeTooLarge",
-        "errorMessage": format!("Response payload size exceeded maximum allowed payload size ({limit} bytes)."),
+        "errorMessage": format!(
+            "Response payload size exceeded maximum allowed payload size ({limit} bytes)."
+        ),
     });
     InvokeOutcome::FunctionError(Response {
         status,
