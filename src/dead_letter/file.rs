@@ -48,7 +48,7 @@ impl DeadLetterSink for FileSink {
     ) -> BoxFuture<'a, Result<(), DeadLetterError>> {
         let records = batch.records.len();
         // The file keeps the event: nothing else holds the records any more.
-        let mut line = batch.on_failure_record(true).to_string().into_bytes();
+        let mut line = batch.on_failure_record(true).into_bytes();
         line.push(b'\n');
         let file = self.file.clone();
         let path = self.path.clone();

@@ -142,7 +142,8 @@ impl DeadLetterSink for MemorySink {
                 message: "scripted failure".into(),
             })
         } else {
-            let line = batch.on_failure_record(true);
+            let line: Value =
+                serde_json::from_str(&batch.on_failure_record(true)).expect("JSON record");
             self.lines
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())

@@ -8,6 +8,7 @@
 use bytes::Bytes;
 use chrono::{DateTime, SecondsFormat, Utc};
 use futures::future::BoxFuture;
+use serde::Serialize;
 use serde_json::{Map, Value, value::RawValue};
 
 use crate::{connector::Family, envelope::Envelope, record::Record};
@@ -113,86 +114,121 @@ impl FailedBatch<'_> {
         self.envelope.encode(self.records, 0)
     }
 
-    /// Lambda's on-failure record for this batch's source family.
+    /// Lambda's on-failure record for this batch's source family, as JSON
+    /// text. The event and the function's answer are embedded byte for byte,
+    /// never re-parsed: keys keep their order and numbers their digits.
     ///
     /// Stream sources with a [`BatchInfo`] get the event source mapping shape,
     /// with the event under `payload` when `include_payload` is set (as an S3
     /// destination has it); every other source gets the asynchronous invoke's
     /// shape, whose `requestPayload` always carries the event.
-    pub fn on_failure_record(&self, include_payload: bool) -> Value {
-        let event = self.event();
-        let mut out = Map::new();
-        out.insert("version".into(), "1.0".into());
-        out.insert("timestamp".into(), self.timestamp_value());
-        out.insert("requestContext".into(), self.request_context());
-        if let Some(response) = self.response {
-            out.insert("responseContext".into(), response_context(response));
-        }
+    pub fn on_failure_record(&self, include_payload: bool) -> String {
+        let event_bytes = self.event();
+        let event = Embedded::new(&event_bytes);
+        let response = self.response;
+        let mut record = OnFailureRecord {
+            version: "1.0",
+            timestamp: self.timestamp.to_rfc3339_opts(SecondsFormat::Millis, true),
+            request_context: RequestContext {
+                request_id: self
+                    .request_id
+                    .map(str::to_owned)
+                    .unwrap_or_else(|| uuid::Uuid::new_v4().to_string()),
+                function_arn: self.function_arn,
+                condition: self.condition.aws_name(self.family),
+                approximate_invoke_count: self.invoke_count,
+            },
+            response_context: response.map(|r| ResponseContextOut {
+                status_code: r.status_code,
+                executed_version: r.executed_version.as_deref().unwrap_or("$LATEST"),
+                function_error: r.function_error.as_deref(),
+            }),
+            batch_info: Map::new(),
+            request_payload: None,
+            response_payload: None,
+            payload: None,
+        };
         match self.batch_info {
             Some(info) => {
-                out.insert(
-                    info.field_name().into(),
-                    info.describe(self.records, event.len()),
-                );
+                let description = info.describe(self.records, event_bytes.len());
+                record.batch_info.insert(info.field_name().into(), description);
                 if include_payload {
-                    out.insert("payload".into(), embed(&event));
+                    record.payload = Some(event);
                 }
             }
             None => {
-                out.insert("requestPayload".into(), embed(&event));
-                if let Some(response) = self.response {
-                    out.insert("responsePayload".into(), embed(&response.payload));
-                }
+                record.request_payload = Some(event);
+                record.response_payload = response.map(|r| Embedded::new(&r.payload));
             }
         }
-        Value::Object(out)
-    }
-
-    fn timestamp_value(&self) -> Value {
-        self.timestamp
-            .to_rfc3339_opts(SecondsFormat::Millis, true)
-            .into()
-    }
-
-    fn request_context(&self) -> Value {
-        let request_id = self
-            .request_id
-            .map(str::to_owned)
-            .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
-        serde_json::json!({
-            "requestId": request_id,
-            "functionArn": self.function_arn,
-            "condition": self.condition.aws_name(self.family),
-            "approximateInvokeCount": self.invoke_count,
-        })
+        serde_json::to_string(&record).expect("invariant: an on-failure record always serializes")
     }
 }
 
-fn response_context(response: &ResponseContext) -> Value {
-    let mut context = Map::new();
-    context.insert("statusCode".into(), response.status_code.into());
-    context.insert(
-        "executedVersion".into(),
-        response
-            .executed_version
-            .as_deref()
-            .unwrap_or("$LATEST")
-            .into(),
-    );
-    if let Some(error) = &response.function_error {
-        context.insert("functionError".into(), error.as_str().into());
-    }
-    Value::Object(context)
+/// <https://docs.aws.amazon.com/lambda/latest/dg/invocation-async-retain-records.html>
+/// and, for stream sources,
+/// <https://docs.aws.amazon.com/lambda/latest/dg/kinesis-on-failure-destination.html>.
+#[derive(Serialize)]
+struct OnFailureRecord<'a> {
+    version: &'static str,
+    timestamp: String,
+    #[serde(rename = "requestContext")]
+    request_context: RequestContext<'a>,
+    #[serde(rename = "responseContext", skip_serializing_if = "Option::is_none")]
+    response_context: Option<ResponseContextOut<'a>>,
+    /// `DDBStreamBatchInfo`, `KafkaBatchInfo`: the key depends on the source.
+    #[serde(flatten)]
+    batch_info: Map<String, Value>,
+    #[serde(rename = "requestPayload", skip_serializing_if = "Option::is_none")]
+    request_payload: Option<Embedded>,
+    #[serde(rename = "responsePayload", skip_serializing_if = "Option::is_none")]
+    response_payload: Option<Embedded>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    payload: Option<Embedded>,
 }
 
-/// JSON bytes embedded as they are; anything else (an empty or non-JSON
-/// function answer) embedded as a string, lossily decoded.
-fn embed(bytes: &Bytes) -> Value {
-    let text = String::from_utf8_lossy(bytes);
-    match RawValue::from_string(text.clone().into_owned()) {
-        Ok(raw) => serde_json::to_value(raw).unwrap_or(Value::String(text.into_owned())),
-        Err(_) if bytes.is_empty() => Value::Null,
-        Err(_) => Value::String(text.into_owned()),
+#[derive(Serialize)]
+struct RequestContext<'a> {
+    #[serde(rename = "requestId")]
+    request_id: String,
+    #[serde(rename = "functionArn")]
+    function_arn: &'a str,
+    condition: &'static str,
+    #[serde(rename = "approximateInvokeCount")]
+    approximate_invoke_count: u32,
+}
+
+#[derive(Serialize)]
+struct ResponseContextOut<'a> {
+    #[serde(rename = "statusCode")]
+    status_code: u16,
+    #[serde(rename = "executedVersion")]
+    executed_version: &'a str,
+    #[serde(rename = "functionError", skip_serializing_if = "Option::is_none")]
+    function_error: Option<&'a str>,
+}
+
+/// Bytes embedded in an on-failure record: JSON as it is, anything else (an
+/// empty or non-JSON answer, an envelope holding a malformed record) as a
+/// string, lossily decoded.
+#[derive(Serialize)]
+#[serde(untagged)]
+enum Embedded {
+    Json(Box<RawValue>),
+    Text(String),
+    Null,
+}
+
+impl Embedded {
+    fn new(bytes: &Bytes) -> Self {
+        if bytes.is_empty() {
+            return Embedded::Null;
+        }
+        let text = String::from_utf8_lossy(bytes).into_owned();
+        match RawValue::from_string(text) {
+            Ok(raw) => Embedded::Json(raw),
+            Err(_) => Embedded::Text(String::from_utf8_lossy(bytes).into_owned()),
+        }
     }
 }
 
@@ -256,7 +292,7 @@ mod tests {
             timestamp: DateTime::UNIX_EPOCH,
         };
 
-        let value = batch.on_failure_record(true);
+        let value: Value = serde_json::from_str(&batch.on_failure_record(true)).expect("JSON");
 
         assert_eq!(value["version"], "1.0");
         assert_eq!(value["timestamp"], "1970-01-01T00:00:00.000Z");
@@ -300,8 +336,9 @@ mod tests {
             timestamp: DateTime::UNIX_EPOCH,
         };
 
-        let with = batch.on_failure_record(true);
-        let without = batch.on_failure_record(false);
+        let with: Value = serde_json::from_str(&batch.on_failure_record(true)).expect("JSON");
+        let without: Value =
+            serde_json::from_str(&batch.on_failure_record(false)).expect("JSON");
 
         assert_eq!(with["requestContext"]["condition"], "RecordAgeExceeded");
         assert_eq!(with["DDBStreamBatchInfo"]["batchSize"], 2);
@@ -312,11 +349,14 @@ mod tests {
     }
 
     #[test]
-    fn non_json_response_is_embedded_as_a_string() {
-        assert_eq!(
-            embed(&Bytes::from_static(b"Task timed out")),
-            "Task timed out"
-        );
-        assert_eq!(embed(&Bytes::new()), Value::Null);
+    fn embedded_bytes_keep_their_text() {
+        let raw = Bytes::from_static(br#"{"z":1,"a":123456789012345678901234567890,"f":0.10}"#);
+        let embedded = serde_json::to_string(&Embedded::new(&raw)).expect("serializes");
+        assert_eq!(embedded.as_bytes(), &raw[..]);
+
+        let text = serde_json::to_string(&Embedded::new(&Bytes::from_static(b"Task timed out")));
+        assert_eq!(text.expect("serializes"), r#""Task timed out""#);
+        let empty = serde_json::to_string(&Embedded::new(&Bytes::new()));
+        assert_eq!(empty.expect("serializes"), "null");
     }
 }
