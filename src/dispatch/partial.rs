@@ -29,8 +29,12 @@ struct Answer {
 
 /// Reads `batchItemFailures` from `body` against `records`.
 pub fn parse(body: &[u8], records: &[Record]) -> ItemFailures {
-    if body.iter().all(u8::is_ascii_whitespace) {
-        return ItemFailures::None;
+    // Only an object (or null) is an answer; serde would read an array
+    // into the struct as well.
+    match body.iter().find(|b| !b.is_ascii_whitespace()) {
+        None => return ItemFailures::None,
+        Some(b'{' | b'n') => {}
+        Some(_) => return ItemFailures::Invalid("the answer is not a JSON object"),
     }
     let answer: Option<Answer> = match serde_json::from_slice(body) {
         Ok(answer) => answer,
@@ -42,11 +46,13 @@ pub fn parse(body: &[u8], records: &[Record]) -> ItemFailures {
         Some(f) => f,
     };
 
-    let index: HashMap<&ItemId, usize> = records
-        .iter()
-        .enumerate()
-        .filter_map(|(i, r)| r.item_id().map(|id| (id, i)))
-        .collect();
+    // Several records may share an identifier: naming it names them all.
+    let mut index: HashMap<&ItemId, Vec<usize>> = HashMap::new();
+    for (i, record) in records.iter().enumerate() {
+        if let Some(id) = record.item_id() {
+            index.entry(id).or_default().push(i);
+        }
+    }
     let mut failed = Vec::with_capacity(failures.len());
     for item in &failures {
         let Some(identifier) = item.get("itemIdentifier") else {
@@ -56,7 +62,7 @@ pub fn parse(body: &[u8], records: &[Record]) -> ItemFailures {
             return ItemFailures::Invalid("an `itemIdentifier` is empty, null or malformed");
         };
         match index.get(&id) {
-            Some(&i) => failed.push(i),
+            Some(indices) => failed.extend_from_slice(indices),
             None => {
                 return ItemFailures::Invalid("an `itemIdentifier` names no record of the batch");
             }
