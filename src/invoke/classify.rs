@@ -74,6 +74,23 @@ pub(super) fn classify(
     }
 }
 
+/// The function took the request and did not answer in time: a function
+/// error, as Lambda reports a timed-out function (`Sandbox.Timedout`), so a
+/// record that hangs its function uses its attempts up.
+fn timed_out(timeout: Duration) -> InvokeOutcome {
+    let body = serde_json::json!({
+        "errorType": "Sandbox.Timedout",
+        "errorMessage": format!("Task timed out after {:.2} seconds", timeout.as_secs_f64()),
+    });
+    InvokeOutcome::FunctionError(Response {
+        status: 200,
+        request_id: None,
+        executed_version: None,
+        function_error: Some("Unhandled".to_owned()),
+        body: Bytes::from(body.to_string()),
+    })
+}
+
 /// An answer over the response limit: a function error, as Lambda reports
 /// `Function.ResponseSizeTooLarge`, so it uses attempts up instead of being
 /// retried for ever.
@@ -217,8 +234,11 @@ fn quoted(message: &str) -> &str {
 /// What a request that got no usable answer means: always worth retrying,
 /// with a sentence saying what went wrong.
 pub(super) fn transport_failure(error: &reqwest::Error, timeout: Duration) -> InvokeOutcome {
+    if error.is_timeout() && !error.is_connect() {
+        return timed_out(timeout);
+    }
     let reason = if error.is_timeout() {
-        format!("the function did not answer within its timeout of {timeout:?}")
+        format!("connecting to the function endpoint took longer than {timeout:?}")
     } else if error.is_connect() {
         format!(
             "connecting to the function endpoint failed: {}",

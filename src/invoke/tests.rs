@@ -400,23 +400,28 @@ async fn a_dropped_connection_is_retryable() {
 }
 
 #[tokio::test]
-async fn a_slow_function_times_out_as_retryable() {
+async fn a_function_that_times_out_has_failed() {
     let server = FunctionServer::start().await;
     server.script(|_| Reply::Delay(Duration::from_secs(5), Box::new(Reply::Ok(json!({})))));
     let invoker = invoker(&server, json!({ "timeout": "200ms" })).await;
 
     let started = tokio::time::Instant::now();
-    let (reason, response) = retryable(invoker.invoke(event()).await);
+    let outcome = invoker.invoke(event()).await;
 
     assert!(
         started.elapsed() < Duration::from_secs(3),
         "{:?}",
         started.elapsed()
     );
-    assert!(response.is_none());
-    assert!(
-        reason.contains("did not answer within its timeout of 200ms"),
-        "{reason}"
+    let InvokeOutcome::FunctionError(response) = outcome else {
+        panic!("a timed-out function has failed, as Lambda reports it: {outcome:?}");
+    };
+    assert_eq!(response.function_error.as_deref(), Some("Unhandled"));
+    let info = response.error_info();
+    assert_eq!(info.error_type.as_deref(), Some("Sandbox.Timedout"));
+    assert_eq!(
+        info.message.as_deref(),
+        Some("Task timed out after 0.20 seconds")
     );
 }
 
