@@ -128,7 +128,7 @@ impl Metrics {
         r.register(
             "invocations",
             "Invocations by outcome: delivered, function_error, throttled, retryable, \
-             permanent, too_large",
+             permanent, too_large, invalid_event",
             self.invocations.clone(),
         );
         r.register_with_unit(
@@ -225,6 +225,7 @@ impl Metrics {
             retryable: outcome("retryable"),
             permanent: outcome("permanent"),
             too_large: outcome("too_large"),
+            invalid_event: outcome("invalid_event"),
             invoke_duration: self.invoke_duration.get_or_create_owned(&labels),
             batch_records: self.batch_records.get_or_create_owned(&labels),
             batch_bytes: self.batch_bytes.get_or_create_owned(&labels),
@@ -288,6 +289,7 @@ pub struct PipelineMetrics {
     pub retryable: Counter,
     pub permanent: Counter,
     pub too_large: Counter,
+    pub invalid_event: Counter,
     pub invoke_duration: Histogram,
     pub batch_records: Histogram,
     pub batch_bytes: Histogram,

@@ -486,9 +486,6 @@ async fn a_record_that_hangs_the_function_runs_out_of_attempts() {
 // === 3. records that are not JSON ===
 
 #[tokio::test]
-#[ignore = "finding: one record that is not JSON makes the whole envelope invalid; the 400 \
-            it earns is Permanent, which never bisects, so every neighbour of the bad record \
-            is dead-lettered with it"]
 async fn a_record_that_is_not_json_takes_only_itself_to_the_dead_letter_sink() {
     let server = FunctionServer::start().await;
     server.script(|inv| {

@@ -199,9 +199,9 @@ impl<I: Invoke> Batcher<I> {
             self.touched.push(key.clone());
         }
 
-        // A record over the cap alone goes out alone, in its place in the
-        // order, to be dead-lettered by its delivery.
-        if !policy.fits_alone(envelope, &record) {
+        // A record that can never be invoked goes out alone, in its place in
+        // the order, to be dead-lettered by its delivery.
+        if policy.undeliverable(envelope, &record).is_some() {
             if let Some(open) = state.open.take() {
                 state.ready.push_back(open.close());
             }

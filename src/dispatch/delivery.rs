@@ -138,8 +138,8 @@ pub async fn deliver<I: Invoke>(shared: &Shared<I>, records: Vec<Record>) {
     while let Some(part) = stack.pop() {
         let flow = if shared.disabled {
             dead_letter(shared, part, Condition::ZeroReservedConcurrency).await
-        } else if oversize(shared, &part) {
-            dead_letter(shared, part, Condition::PayloadTooLarge).await
+        } else if let Some(condition) = undeliverable(shared, &part) {
+            dead_letter(shared, part, condition).await
         } else {
             run(shared, part, ordered).await
         };
@@ -154,11 +154,11 @@ pub async fn deliver<I: Invoke>(shared: &Shared<I>, records: Vec<Record>) {
     }
 }
 
-/// A lone record over the payload cap: it can never be invoked.
-fn oversize<I: Invoke>(shared: &Shared<I>, part: &Part) -> bool {
+/// A lone record that can never be invoked, and why.
+fn undeliverable<I: Invoke>(shared: &Shared<I>, part: &Part) -> Option<Condition> {
     match part.records.as_slice() {
-        [record] => !shared.policy.fits_alone(&shared.source.envelope, record),
-        _ => false,
+        [record] => shared.policy.undeliverable(&shared.source.envelope, record),
+        _ => None,
     }
 }
 
@@ -237,6 +237,20 @@ async fn run<I: Invoke>(shared: &Shared<I>, mut part: Part, ordered: bool) -> Fl
                     return dead_letter(shared, part, Condition::RetriesExhausted).await;
                 }
                 None
+            }
+            InvokeOutcome::InvalidEvent(response) => {
+                part.last = Some(Box::new(response));
+                if part.records.len() > 1 {
+                    // One malformed record spoils its envelope: isolate it.
+                    let (left, right) = part.halves();
+                    return Flow::Split(left, right);
+                }
+                warn!(
+                    pipeline = %shared.pipeline,
+                    function = %shared.function,
+                    "The function cannot read a record as JSON"
+                );
+                return dead_letter(shared, part, Condition::RetriesExhausted).await;
             }
             InvokeOutcome::TooLarge(response) => {
                 part.last = Some(Box::new(response));
@@ -451,6 +465,7 @@ fn outcome_counter<'a>(
         InvokeOutcome::Retryable { .. } => &metrics.retryable,
         InvokeOutcome::Permanent { .. } => &metrics.permanent,
         InvokeOutcome::TooLarge(_) => &metrics.too_large,
+        InvokeOutcome::InvalidEvent(_) => &metrics.invalid_event,
     }
 }
 

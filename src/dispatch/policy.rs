@@ -77,4 +77,21 @@ impl Policy {
     pub fn fits_alone(&self, envelope: &Envelope, record: &trigger_bridge_sdk::Record) -> bool {
         BatchSizer::new(envelope).size_with(envelope, record) <= self.max_bytes
     }
+
+    /// Whether the record can never be invoked: over the payload cap, or
+    /// empty (no JSON value at all). Such a record travels alone, in its
+    /// place in the order, and is dead-lettered without an invocation.
+    pub fn undeliverable(
+        &self,
+        envelope: &Envelope,
+        record: &trigger_bridge_sdk::Record,
+    ) -> Option<trigger_bridge_sdk::Condition> {
+        if record.size() == 0 {
+            Some(trigger_bridge_sdk::Condition::RetriesExhausted)
+        } else if !self.fits_alone(envelope, record) {
+            Some(trigger_bridge_sdk::Condition::PayloadTooLarge)
+        } else {
+            None
+        }
+    }
 }

@@ -66,6 +66,7 @@ pub(super) fn classify(
         },
         413 => InvokeOutcome::TooLarge(response),
         409 if is_durable_already_started(headers) => permanent(headers, response),
+        400 if is_invalid_content(headers, &response.body) => InvokeOutcome::InvalidEvent(response),
         408..=410 | 500..=599 => InvokeOutcome::Retryable {
             reason: service_reason(headers, &response),
             response: Some(response),
@@ -158,6 +159,14 @@ impl<'de> serde::Deserialize<'de> for Present {
 /// the request already exists.
 fn is_durable_already_started(headers: &HeaderMap) -> bool {
     header(headers, &ERROR_TYPE).is_some_and(|t| t.starts_with("DurableExecutionAlreadyStarted"))
+}
+
+/// Lambda's answer to an event that is not JSON, by header or by body.
+fn is_invalid_content(headers: &HeaderMap, body: &[u8]) -> bool {
+    const NAME: &str = "InvalidRequestContentException";
+    header(headers, &ERROR_TYPE).is_some_and(|t| t.starts_with(NAME))
+        || serde_json::from_slice::<serde_json::Value>(body)
+            .is_ok_and(|b| b["Type"] == NAME || b["__type"] == NAME || b["errorType"] == NAME)
 }
 
 fn permanent(headers: &HeaderMap, response: Response) -> InvokeOutcome {

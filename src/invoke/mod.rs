@@ -46,6 +46,10 @@ pub enum InvokeOutcome {
     Permanent { reason: String, response: Response },
     /// The event is over the function's limit (413): split it.
     TooLarge(Response),
+    /// The endpoint could not read the event as JSON (400
+    /// `InvalidRequestContentException`): a record of the batch is malformed.
+    /// Split it to find which.
+    InvalidEvent(Response),
 }
 
 impl InvokeOutcome {
@@ -58,6 +62,7 @@ impl InvokeOutcome {
             InvokeOutcome::Retryable { .. } => "retryable",
             InvokeOutcome::Permanent { .. } => "permanent",
             InvokeOutcome::TooLarge(_) => "too_large",
+            InvokeOutcome::InvalidEvent(_) => "invalid_event",
         }
     }
 
@@ -67,6 +72,7 @@ impl InvokeOutcome {
             InvokeOutcome::Delivered(r)
             | InvokeOutcome::FunctionError(r)
             | InvokeOutcome::TooLarge(r)
+            | InvokeOutcome::InvalidEvent(r)
             | InvokeOutcome::Throttled { response: r, .. }
             | InvokeOutcome::Permanent { response: r, .. } => Some(r),
             InvokeOutcome::Retryable { response, .. } => response.as_ref(),
