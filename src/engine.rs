@@ -242,10 +242,12 @@ impl Engine {
     pub async fn run(self, stop: impl Future<Output = ()> + Send) -> Result<(), EngineError> {
         let token = CancellationToken::new();
         let mut running = JoinSet::new();
+        let mut names = HashMap::new();
         for pipeline in self.pipelines {
             let name = pipeline.name().to_owned();
             let run = pipeline.run(token.clone(), self.grace);
-            running.spawn(async move { (name, run.await) });
+            let task = running.spawn(async move { run.await });
+            names.insert(task.id(), name);
         }
         info!(pipelines = running.len(), "Engine started");
 
@@ -257,7 +259,7 @@ impl Engine {
                     info!("Shutting down");
                     token.cancel();
                 }
-                done = running.join_next() => match done {
+                done = running.join_next_with_id() => match done {
                     // Every pipeline has ended: keep serving until told to stop.
                     None if token.is_cancelled() => break,
                     None => {
@@ -265,7 +267,8 @@ impl Engine {
                         break;
                     }
                     Some(Ok((_, Ok(())))) => {}
-                    Some(Ok((pipeline, Err(e)))) => {
+                    Some(Ok((id, Err(e)))) => {
+                        let pipeline = names.remove(&id).unwrap_or_default();
                         error!(pipeline = %pipeline, error = %e, "Stopping every pipeline");
                         failure.get_or_insert(EngineError::Failed {
                             pipeline,
@@ -274,9 +277,14 @@ impl Engine {
                         token.cancel();
                     }
                     Some(Err(e)) => {
-                        error!(error = %e, "Pipeline task failed; stopping every pipeline");
+                        let pipeline = names.remove(&e.id()).unwrap_or_default();
+                        error!(
+                            pipeline = %pipeline,
+                            error = %e,
+                            "Pipeline task failed; stopping every pipeline"
+                        );
                         failure.get_or_insert(EngineError::Failed {
-                            pipeline: "unknown".into(),
+                            pipeline,
                             message: e.to_string(),
                         });
                         token.cancel();

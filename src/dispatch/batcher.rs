@@ -223,7 +223,7 @@ impl<I: Invoke> Batcher<I> {
             self.next_generation += 1;
             let due = policy.window.is_zero();
             if !due {
-                let deadline = Instant::now() + policy.window;
+                let deadline = after(policy.window);
                 self.windows.push_back((deadline, key.clone(), generation));
             }
             Open {
@@ -381,7 +381,7 @@ impl<I: Invoke> Batcher<I> {
         drop(source);
         self.keys.clear();
         self.windows.clear();
-        let deadline = Instant::now() + grace;
+        let deadline = after(grace);
         while !self.deliveries.is_empty() {
             tokio::select! {
                 done = self.deliveries.join_next_with_id() => {
@@ -401,6 +401,13 @@ impl<I: Invoke> Batcher<I> {
             }
         }
     }
+}
+
+/// The instant `delay` from now, or a far one when that is beyond the clock.
+fn after(delay: Duration) -> Instant {
+    let now = Instant::now();
+    now.checked_add(delay)
+        .unwrap_or_else(|| now + Duration::from_secs(100 * 365 * 86_400))
 }
 
 async fn sleep_until(deadline: Option<Instant>) {
