@@ -47,7 +47,8 @@ impl Readiness {
 
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
-    #[error("function `{function}` could not be set up: {message}")]
+    /// `message` names the function.
+    #[error("{message}")]
     Function { function: String, message: String },
     #[error("pipeline `{pipeline}` could not be set up: {message}")]
     Pipeline { pipeline: String, message: String },
@@ -246,7 +247,7 @@ impl Engine {
         for pipeline in self.pipelines {
             let name = pipeline.name().to_owned();
             let run = pipeline.run(token.clone(), self.grace);
-            let task = running.spawn(async move { run.await });
+            let task = running.spawn(run);
             names.insert(task.id(), name);
         }
         info!(pipelines = running.len(), "Engine started");

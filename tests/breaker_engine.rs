@@ -847,8 +847,6 @@ async fn a_huge_shutdown_grace_does_not_panic() {
 }
 
 #[tokio::test]
-#[ignore = "finding: `initial_delay: 0s` / `max_delay: 0s` are accepted and make a down \
-            function a busy loop of invocations and warn lines"]
 async fn a_zero_backoff_does_not_hammer_a_down_function() {
     let function = RawFunction::start(|_, _| vec![http("503 Service Unavailable", &[], b"")]).await;
     let ledger = Ledger::default();

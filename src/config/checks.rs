@@ -4,11 +4,12 @@
 //! They run on the document rather than on a deserialized `Config`, so they
 //! still run, and report, when another part of the file is wrong.
 
-use std::{collections::HashMap, net::SocketAddr};
+use std::{collections::HashMap, net::SocketAddr, time::Duration};
 
 use serde_json::Value;
 
 use super::{
+    defaults::{MIN_INITIAL_DELAY, MIN_MAX_DELAY},
     document::{Document, Site, escape_pointer},
     errors::ConfigError,
     validate::{quoted_list, shown, suggest, with_value},
@@ -63,11 +64,39 @@ impl<'a> Checks<'a> {
             let Some((text, site)) = self.text(&pointer) else {
                 continue;
             };
+            // The same rules the invoker applies, so `validate` and `run` agree.
             let rule = match url::Url::parse(text) {
-                Ok(url) if matches!(url.scheme(), "http" | "https") => continue,
-                Ok(_) => "not an `http://` or `https://` URL".to_owned(),
+                Ok(url) if !matches!(url.scheme(), "http" | "https") => {
+                    "not an `http://` or `https://` URL".to_owned()
+                }
+                Ok(url) if !url.has_host() => "a URL without a host".to_owned(),
+                Ok(url) if url.query().is_some() || url.fragment().is_some() => {
+                    "a URL with a query or a fragment; give the base URL only, the invoke \
+                     path and `?Qualifier=` are added to it"
+                        .to_owned()
+                }
+                Ok(_) => continue,
                 Err(error) => format!("not a URL ({error})"),
             };
+            self.push(site, with_value(site, &rule));
+        }
+        for name in functions.keys() {
+            let pointer = format!("/functions/{}/timeout", escape_pointer(name));
+            self.at_least(
+                &pointer,
+                Duration::from_millis(1),
+                "an invocation could never finish",
+            );
+        }
+    }
+
+    /// A duration at `pointer`, when there is one, is `min` or more.
+    fn at_least(&mut self, pointer: &str, min: Duration, why: &str) {
+        let Some((text, site)) = self.text(pointer) else {
+            return;
+        };
+        if humantime::parse_duration(text).is_ok_and(|d| d < min) {
+            let rule = format!("shorter than {}: {why}", humantime::format_duration(min));
             self.push(site, with_value(site, &rule));
         }
     }
@@ -141,8 +170,16 @@ impl<'a> Checks<'a> {
         }
     }
 
+    /// Delays are long enough not to hammer a down function, and
     /// `initial_delay` is no longer than `max_delay`.
     fn delays(&mut self, pipeline: &str) {
+        let why = "retries that fast would hammer a function that is down";
+        for (key, min) in [
+            ("initial_delay", MIN_INITIAL_DELAY),
+            ("max_delay", MIN_MAX_DELAY),
+        ] {
+            self.at_least(&format!("{pipeline}/retry/{key}"), min, why);
+        }
         let delay = |key: &str| {
             let (text, site) = self.text(&format!("{pipeline}/retry/{key}"))?;
             Some((humantime::parse_duration(text).ok()?, site))

@@ -51,6 +51,13 @@ pub struct FamilyDefaults {
 /// Backoff before the first retry.
 pub const INITIAL_DELAY: Duration = Duration::from_secs(1);
 
+/// Shortest `initial_delay` accepted.
+pub const MIN_INITIAL_DELAY: Duration = Duration::from_millis(10);
+
+/// Shortest `max_delay` accepted: with it, retries of a down function settle
+/// at no more than about twenty a second per batch.
+pub const MIN_MAX_DELAY: Duration = Duration::from_millis(100);
+
 /// Longest backoff between attempts.
 pub const MAX_DELAY: Duration = Duration::from_secs(60);
 

@@ -46,9 +46,17 @@ impl Policy {
             window: pipeline.batching.window.unwrap_or(family.window),
             max_attempts: retry.max_attempts.unwrap_or(family.max_attempts).max(1),
             max_record_age: retry.max_record_age.or(family.max_record_age),
+            // Config validation refuses shorter delays; embedders get the same
+            // floor, so a down function is never hammered.
             backoff: Backoff {
-                initial: retry.initial_delay.unwrap_or(defaults::INITIAL_DELAY),
-                max: retry.max_delay.unwrap_or(defaults::MAX_DELAY),
+                initial: retry
+                    .initial_delay
+                    .unwrap_or(defaults::INITIAL_DELAY)
+                    .max(defaults::MIN_INITIAL_DELAY),
+                max: retry
+                    .max_delay
+                    .unwrap_or(defaults::MAX_DELAY)
+                    .max(defaults::MIN_MAX_DELAY),
             },
             bisect_on_error: retry.bisect_on_error,
             report_batch_item_failures: pipeline.report_batch_item_failures,

@@ -54,8 +54,12 @@ struct Inner {
 
 #[derive(Debug, thiserror::Error)]
 pub enum InvokerError {
-    #[error("function `{function}`: endpoint `{endpoint}` is not an http:// or https:// URL")]
-    Endpoint { function: String, endpoint: String },
+    // The endpoint is not quoted: it may carry a secret from the environment.
+    #[error(
+        "function `{function}`: `endpoint` must be an http:// or https:// URL with a host and \
+         no query or fragment"
+    )]
+    Endpoint { function: String },
     #[error("function `{function}`: invoke URL `{url}` is not valid: {source}")]
     Url {
         function: String,
@@ -219,7 +223,6 @@ fn invoke_url(key: &str, config: &FunctionConfig, name: &str) -> Result<Url, Inv
     if !is_http {
         return Err(InvokerError::Endpoint {
             function: key.to_owned(),
-            endpoint: config.endpoint.clone(),
         });
     }
 

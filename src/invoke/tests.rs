@@ -357,15 +357,24 @@ async fn not_found_is_permanent_with_the_service_reason() {
 async fn bad_request_is_permanent_even_without_a_json_body() {
     let (reason, _) = permanent(outcome(json!({}), raw(400, &[], b"<html>nope</html>")).await);
     assert!(reason.contains("HTTP 400"), "{reason}");
+}
 
+#[tokio::test]
+async fn an_unreadable_event_is_invalid_by_header_or_by_body() {
     let body = br#"{"Type":"User","message":"Could not parse request body into json"}"#;
     let headers = [("x-amzn-ErrorType", "InvalidRequestContentException")];
-    let (reason, _) = permanent(outcome(json!({}), raw(400, &headers, body)).await);
+    let by_header = outcome(json!({}), raw(400, &headers, body)).await;
     assert!(
-        reason.contains("InvalidRequestContentException"),
-        "{reason}"
+        matches!(by_header, InvokeOutcome::InvalidEvent(_)),
+        "{by_header:?}"
     );
-    assert!(reason.contains("Could not parse request body"), "{reason}");
+
+    let body = br#"{"errorType":"InvalidRequestContentException","errorMessage":"bad"}"#;
+    let by_body = outcome(json!({}), raw(400, &[], body)).await;
+    assert!(
+        matches!(by_body, InvokeOutcome::InvalidEvent(_)),
+        "{by_body:?}"
+    );
 }
 
 #[tokio::test]

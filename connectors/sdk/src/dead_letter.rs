@@ -151,7 +151,9 @@ impl FailedBatch<'_> {
         match self.batch_info {
             Some(info) => {
                 let description = info.describe(self.records, event_bytes.len());
-                record.batch_info.insert(info.field_name().into(), description);
+                record
+                    .batch_info
+                    .insert(info.field_name().into(), description);
                 if include_payload {
                     record.payload = Some(event);
                 }
@@ -209,8 +211,8 @@ struct ResponseContextOut<'a> {
 }
 
 /// Bytes embedded in an on-failure record: JSON as it is, anything else (an
-/// empty or non-JSON answer, an envelope holding a malformed record) as a
-/// string, lossily decoded.
+/// empty or non-JSON answer, an envelope holding a malformed record, JSON
+/// nested deeper than common parsers read) as a string, lossily decoded.
 #[derive(Serialize)]
 #[serde(untagged)]
 enum Embedded {
@@ -225,6 +227,11 @@ impl Embedded {
             return Embedded::Null;
         }
         let text = String::from_utf8_lossy(bytes).into_owned();
+        // A full parse applies serde_json's nesting limit, which `RawValue`
+        // alone does not check. This runs only when dead-lettering.
+        if serde_json::from_str::<Value>(&text).is_err() {
+            return Embedded::Text(text);
+        }
         match RawValue::from_string(text) {
             Ok(raw) => Embedded::Json(raw),
             Err(_) => Embedded::Text(String::from_utf8_lossy(bytes).into_owned()),
@@ -337,8 +344,7 @@ mod tests {
         };
 
         let with: Value = serde_json::from_str(&batch.on_failure_record(true)).expect("JSON");
-        let without: Value =
-            serde_json::from_str(&batch.on_failure_record(false)).expect("JSON");
+        let without: Value = serde_json::from_str(&batch.on_failure_record(false)).expect("JSON");
 
         assert_eq!(with["requestContext"]["condition"], "RecordAgeExceeded");
         assert_eq!(with["DDBStreamBatchInfo"]["batchSize"], 2);
@@ -358,5 +364,9 @@ mod tests {
         assert_eq!(text.expect("serializes"), r#""Task timed out""#);
         let empty = serde_json::to_string(&Embedded::new(&Bytes::new()));
         assert_eq!(empty.expect("serializes"), "null");
+
+        let deep = Bytes::from(format!("{}{}", "[".repeat(500), "]".repeat(500)));
+        let deep = serde_json::to_string(&Embedded::new(&deep)).expect("serializes");
+        assert!(deep.starts_with("\"[[["), "deep nesting is kept as text");
     }
 }
