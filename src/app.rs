@@ -24,7 +24,7 @@ pub const FORCED_EXIT_CODE: u8 = 130;
 
 /// The least time the server gets to answer its last requests once the
 /// engine has stopped, even when the engine used up the whole grace period.
-const SERVER_DRAIN_MIN: Duration = Duration::from_secs(1);
+const SERVER_DRAIN_MIN: Duration = Duration::from_millis(100);
 
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
@@ -120,11 +120,20 @@ async fn run_until(
     let server_stop = CancellationToken::new();
     let mut serving = tokio::spawn(server.serve(server_stop.clone().cancelled_owned()));
 
-    engine.run(stop.cancelled()).await?;
+    // The engine and the server share one deadline: `grace` from the signal.
+    let stopped_at = std::sync::OnceLock::new();
+    let signalled = async {
+        stop.cancelled().await;
+        let _ = stopped_at.set(tokio::time::Instant::now());
+    };
+    engine.run(signalled).await?;
     // An engine with nothing left to run (no pipelines) still leaves health
     // and metrics served until the process is told to stop.
     stop.cancelled().await;
-    let drain = grace.max(SERVER_DRAIN_MIN);
+    let deadline = *stopped_at.get_or_init(tokio::time::Instant::now) + grace;
+    let drain = deadline
+        .saturating_duration_since(tokio::time::Instant::now())
+        .max(SERVER_DRAIN_MIN);
     server_stop.cancel();
     match tokio::time::timeout(drain, &mut serving).await {
         Ok(Ok(result)) => result?,

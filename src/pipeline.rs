@@ -18,9 +18,16 @@ use crate::{
     metrics::PipelineMetrics,
 };
 
-/// How long a connector may take to apply its last acks and return once its
-/// pipeline is drained.
-const CONNECTOR_CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
+/// The most of the shutdown grace kept for a connector to apply its last
+/// acknowledgements and return once its pipeline is drained; it gets a fifth
+/// of the grace up to this.
+const CONNECTOR_CLOSE_MAX: Duration = Duration::from_secs(5);
+
+fn flatten(
+    joined: Result<Result<(), ConnectorError>, tokio::task::JoinError>,
+) -> Result<(), ConnectorError> {
+    joined.unwrap_or_else(|e| Err(ConnectorError::with_source("connector task failed", e)))
+}
 
 /// Everything a pipeline is built from.
 pub struct PipelineParts<I> {
@@ -121,22 +128,41 @@ impl<I: Invoke> Pipeline<I> {
         };
         info!(pipeline = %name, function = %shared.function, "Pipeline started");
 
-        Batcher::new(shared.clone(), self.capacity)
-            .run(rx, grace)
-            .await;
+        // The whole shutdown fits in `grace`: batches in flight get most of
+        // it, the connector the rest to apply its last acknowledgements.
+        let reserve = (grace / 5).min(CONNECTOR_CLOSE_MAX);
+        let batcher = Batcher::new(shared.clone(), self.capacity).run(rx, grace - reserve);
+        tokio::pin!(batcher);
+        let mut ended = None;
+        tokio::select! {
+            () = &mut batcher => {}
+            // The connector ended first. If it failed, nothing it yielded can
+            // be acknowledged any more: stop, leaving the rest for redelivery.
+            joined = &mut connector => {
+                let result = flatten(joined);
+                if result.is_err() {
+                    shutdown.begin();
+                    shared.stopping.cancel();
+                }
+                ended = Some(result);
+                batcher.await;
+            }
+        }
         drop(relay);
         shared.stopping.cancel();
 
         // Every record is settled or dropped: the connector may finish.
         shutdown.finish();
-        let result = match tokio::time::timeout(CONNECTOR_CLOSE_TIMEOUT, &mut connector).await {
-            Ok(Ok(result)) => result,
-            Ok(Err(e)) => Err(ConnectorError::with_source("connector task failed", e)),
-            Err(_) => {
-                warn!(pipeline = %name, "Connector did not stop in time; aborting it");
-                connector.abort();
-                Ok(())
-            }
+        let result = match ended {
+            Some(result) => result,
+            None => match tokio::time::timeout(reserve, &mut connector).await {
+                Ok(joined) => flatten(joined),
+                Err(_) => {
+                    warn!(pipeline = %name, "Connector did not stop in time; aborting it");
+                    connector.abort();
+                    Ok(())
+                }
+            },
         };
         shared.status.set_connected(false);
         shared.metrics.source_connected.set(0);

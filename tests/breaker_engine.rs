@@ -773,9 +773,6 @@ async fn a_dead_letter_path_that_cannot_be_created_stops_the_pipeline_being_buil
 }
 
 #[tokio::test]
-#[ignore = "finding: a connector that fails is reported only once its batcher has drained; \
-            with the function down that never happens, so the pipeline keeps retrying records \
-            whose acks go nowhere and the engine never reports the failure"]
 async fn a_connector_that_fails_while_the_function_is_down_stops_the_engine() {
     let port = {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("free port");
