@@ -5,7 +5,7 @@
 //! and lets in-flight work finish within `shutdown_grace`, then the server
 //! answers its last requests and stops. A second signal exits at once.
 
-use std::{future::Future, io, pin::pin, task::Poll, time::Duration};
+use std::{future::Future, io, task::Poll, time::Duration};
 
 use futures::{Stream, StreamExt};
 use tokio::signal::unix::{SignalKind, signal};
@@ -165,14 +165,6 @@ pub fn termination_signals() -> io::Result<impl Stream<Item = &'static str> + Un
         }
         Poll::Pending
     }))
-}
-
-/// Completes on the first SIGTERM or SIGINT of `signals`.
-pub async fn first_signal(signals: impl Stream<Item = &'static str> + Unpin) {
-    let mut signals = pin!(signals);
-    if let Some(signal) = signals.next().await {
-        info!(signal, "Shutting down");
-    }
 }
 
 #[cfg(test)]

@@ -95,14 +95,21 @@ fn run(cli: &Cli, path: &std::path::Path) -> ExitCode {
     }
 }
 
+fn counted(n: usize, noun: &str) -> String {
+    match n {
+        1 => format!("1 {noun}"),
+        n => format!("{n} {noun}s"),
+    }
+}
+
 fn validate(path: &std::path::Path) -> ExitCode {
     match config::load(path) {
         Ok(config) => {
             println!(
-                "{}: OK ({} pipelines, {} functions)",
+                "{}: OK ({}, {})",
                 path.display(),
-                config.pipelines.len(),
-                config.functions.len()
+                counted(config.pipelines.len(), "pipeline"),
+                counted(config.functions.len(), "function")
             );
             ExitCode::SUCCESS
         }
@@ -134,10 +141,15 @@ fn echo_function(cli: &Cli, listen: SocketAddr) -> ExitCode {
         let listener = tokio::net::TcpListener::bind(listen).await?;
         let signals = app::termination_signals()?;
         tracing::info!(listen = %listener.local_addr()?, "Echo function listening");
-        echo::serve(listener, app::first_signal(signals)).await
+        // As with `run`: the first signal stops gracefully, a second at once.
+        app::supervise(signals, |stop| {
+            echo::serve(listener, stop.cancelled_owned())
+        })
+        .await
     });
     match served {
-        Some(Ok(())) => ExitCode::SUCCESS,
+        Some(Ok(app::Stopped::Gracefully)) => ExitCode::SUCCESS,
+        Some(Ok(app::Stopped::Forced)) => ExitCode::from(app::FORCED_EXIT_CODE),
         Some(Err(error)) => {
             tracing::error!(%error, listen = %listen, "Echo function failed");
             ExitCode::FAILURE

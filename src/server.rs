@@ -76,6 +76,11 @@ impl Server {
         self,
         stop: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), ServerError> {
+        // TODO: a header-read timeout and a connection cap, before ingress
+        // routes face the internet (SNS, S3 webhooks): axum::serve has
+        // neither; serving through hyper-util's connection builder with a
+        // timer gives both. Until then a client that never finishes its
+        // headers holds a connection (and a file descriptor) open.
         axum::serve(self.listener, self.router)
             .with_graceful_shutdown(stop)
             .await
