@@ -46,6 +46,21 @@ fn list_records(sample: &Value) -> Vec<Record> {
         .collect()
 }
 
+/// The records of a map of record arrays, each filed under its key.
+fn grouped_records(map: &Value) -> Vec<Record> {
+    map.as_object()
+        .expect("a map of record arrays")
+        .iter()
+        .flat_map(|(key, list)| {
+            list.as_array()
+                .expect("a record array")
+                .iter()
+                .map(|r| record(r, Some(key)))
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
 #[test]
 fn s3() {
     let sample = fixture("s3");
@@ -101,18 +116,7 @@ fn eventbridge_schedule() {
 fn kafka_self_managed() {
     let sample = fixture("kafka");
     let servers = sample["bootstrapServers"].as_str().expect("servers");
-    let records: Vec<Record> = sample["records"]
-        .as_object()
-        .expect("records map")
-        .iter()
-        .flat_map(|(key, list)| {
-            list.as_array()
-                .expect("record list")
-                .iter()
-                .map(|r| record(r, Some(key)))
-                .collect::<Vec<_>>()
-        })
-        .collect();
+    let records = grouped_records(&sample["records"]);
     let event: aws_lambda_events::event::kafka::KafkaEvent =
         rebuilt(&Envelope::kafka_self_managed(servers), &records, &sample);
     assert_eq!(event.records["mytopic-0"][0].offset, 15);
@@ -122,18 +126,7 @@ fn kafka_self_managed() {
 fn rabbitmq() {
     let sample = fixture("rabbitmq");
     let arn = sample["eventSourceArn"].as_str().expect("arn");
-    let records: Vec<Record> = sample["rmqMessagesByQueue"]
-        .as_object()
-        .expect("queue map")
-        .iter()
-        .flat_map(|(key, list)| {
-            list.as_array()
-                .expect("message list")
-                .iter()
-                .map(|r| record(r, Some(key)))
-                .collect::<Vec<_>>()
-        })
-        .collect();
+    let records = grouped_records(&sample["rmqMessagesByQueue"]);
     let event: aws_lambda_events::event::rabbitmq::RabbitMqEvent =
         rebuilt(&Envelope::rabbitmq(arn), &records, &sample);
     assert!(event.messages_by_queue.contains_key("pizzaQueue::/"));
