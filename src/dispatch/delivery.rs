@@ -268,8 +268,8 @@ async fn run<I: Invoke>(shared: &Shared<I>, mut part: Part, ordered: bool) -> Fl
     }
 }
 
-/// Settles what the function processed. `Err` holds the records to retry,
-/// with one more attempt used up.
+/// Settles what the function processed. `Err` holds the records it reported
+/// failed (all of them when its answer is malformed), to retry.
 fn item_failures<I: Invoke>(
     shared: &Shared<I>,
     mut part: Part,
