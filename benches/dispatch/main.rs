@@ -4,7 +4,7 @@
 //! function. Method and results: docs/BENCHMARKS.md.
 //!
 //! ```text
-//! cargo bench --bench dispatch [-- --runs 5 --seconds 1 --concurrency 4,8 \
+//! cargo bench --bench dispatch [-- --runs 7 --seconds 0.7 --concurrency 4,8 \
 //!     --batches 1,10,100 --modes raw,bare,pipeline --records N]
 //! ```
 //!
@@ -49,8 +49,8 @@ impl Options {
     fn parse(args: &[String]) -> Result<Self, String> {
         let full = args.iter().any(|a| a == "--bench");
         let mut options = Options {
-            runs: if full { 5 } else { 1 },
-            seconds: if full { 1.0 } else { 0.05 },
+            runs: if full { 7 } else { 1 },
+            seconds: if full { 0.7 } else { 0.05 },
             concurrency: if full { vec![4, 8] } else { vec![2] },
             batches: vec![1, 10, 100],
             modes: vec![Mode::Raw, Mode::Bare, Mode::Pipeline],

@@ -33,6 +33,10 @@ fn requests_per_s(s: &Sample) -> f64 {
     s.function.requests as f64 / s.usage.wall.as_secs_f64()
 }
 
+fn records_per_request(s: &Sample) -> f64 {
+    s.records as f64 / s.function.requests as f64
+}
+
 fn records_per_cpu_s(s: &Sample) -> f64 {
     s.records as f64 / s.usage.cpu.as_secs_f64()
 }
@@ -63,7 +67,7 @@ pub fn print(options: &Options, results: &[(Case, Vec<Sample>)]) {
             case.batch,
             med(samples, records_per_s),
             med(samples, requests_per_s),
-            med(samples, |s| s.records as f64 / s.function.requests as f64),
+            med(samples, records_per_request),
             med(samples, |s| s.usage.cpu.as_secs_f64()
                 / s.usage.wall.as_secs_f64()),
             med(samples, cpu_us_per_request),
@@ -76,7 +80,7 @@ pub fn print(options: &Options, results: &[(Case, Vec<Sample>)]) {
     }
     println!();
     for &concurrency in &options.concurrency {
-        ratios(results, concurrency);
+        ratios(results, options, concurrency);
     }
 }
 
@@ -98,57 +102,77 @@ fn find(
         .map(|(_, s)| s.as_slice())
 }
 
-/// The median over runs of `metric(a) / metric(b)`, pairing each run of `a`
-/// with the run of `b` made right beside it.
-fn paired(a: &[Sample], b: &[Sample], metric: fn(&Sample) -> f64) -> f64 {
-    median(
-        a.iter()
+/// `metric(a) / metric(b)` over runs, pairing each run of `a` with the run
+/// of `b` made right beside it: the median, and the spread.
+struct Ratio {
+    median: f64,
+    min: f64,
+    max: f64,
+}
+
+impl Ratio {
+    fn paired(a: &[Sample], b: &[Sample], metric: fn(&Sample) -> f64) -> Self {
+        let ratios: Vec<f64> = a
+            .iter()
             .zip(b)
             .map(|(a, b)| metric(a) / metric(b))
-            .collect(),
-    )
+            .collect();
+        Self {
+            median: median(ratios.clone()),
+            min: ratios.iter().copied().fold(f64::INFINITY, f64::min),
+            max: ratios.iter().copied().fold(f64::NEG_INFINITY, f64::max),
+        }
+    }
+}
+
+impl std::fmt::Display for Ratio {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:.2} ({:.2}–{:.2})", self.median, self.min, self.max)
+    }
 }
 
 fn verdict(met: bool) -> &'static str {
     if met { "met" } else { "MISSED" }
 }
 
-fn ratios(results: &[(Case, Vec<Sample>)], concurrency: usize) {
-    println!("Concurrency {concurrency}:");
-    let raw_1 = find(results, Mode::Raw, 1, concurrency);
-    let bare_1 = find(results, Mode::Bare, 1, concurrency);
-    let pipeline_1 = find(results, Mode::Pipeline, 1, concurrency);
-    if let (Some(raw), Some(bare), Some(pipeline)) = (raw_1, bare_1, pipeline_1) {
-        let rate = paired(pipeline, raw, requests_per_s);
+fn ratios(results: &[(Case, Vec<Sample>)], options: &Options, concurrency: usize) {
+    println!("Concurrency {concurrency} (median over runs, min–max in brackets):");
+    let find = |mode, batch| find(results, mode, batch, concurrency);
+    if let (Some(raw), Some(pipeline)) = (find(Mode::Raw, 1), find(Mode::Pipeline, 1)) {
+        let rate = Ratio::paired(pipeline, raw, requests_per_s);
         println!(
-            "- batch 1: pipeline requests/s ÷ raw requests/s = {rate:.2} \
-             (target ≥ {BATCH_1_TARGET:.2}: {})",
-            verdict(rate >= BATCH_1_TARGET)
-        );
-        println!(
-            "- batch 1: bare requests/s ÷ raw requests/s = {:.2}",
-            paired(bare, raw, requests_per_s)
-        );
-        println!(
-            "- batch 1: CPU per request, pipeline ÷ raw = {:.2}, bare ÷ raw = {:.2}",
-            paired(pipeline, raw, cpu_us_per_request),
-            paired(bare, raw, cpu_us_per_request)
+            "- batch 1, pipeline ÷ raw: requests/s {rate} (target ≥ {BATCH_1_TARGET:.2}: {}), \
+             CPU per request {}",
+            verdict(rate.median >= BATCH_1_TARGET),
+            Ratio::paired(pipeline, raw, cpu_us_per_request),
         );
     }
-    if let Some(pipeline) = find(results, Mode::Pipeline, 100, concurrency) {
+    if let (Some(raw), Some(bare)) = (find(Mode::Raw, 1), find(Mode::Bare, 1)) {
+        println!(
+            "- batch 1, bare ÷ raw: requests/s {}, CPU per request {}",
+            Ratio::paired(bare, raw, requests_per_s),
+            Ratio::paired(bare, raw, cpu_us_per_request),
+        );
+    }
+    if let Some(pipeline) = find(Mode::Pipeline, 100) {
         let wall = med(pipeline, records_per_s);
         let cpu = med(pipeline, records_per_cpu_s);
         println!(
-            "- batch 100: pipeline moves {wall:.0} records/s on one thread, \
-             {cpu:.0} records per CPU-second (target ≥ {BATCH_100_TARGET:.0}: {})",
+            "- batch 100, pipeline: {wall:.0} records/s on one thread, {cpu:.0} records \
+             per CPU-second (target ≥ {BATCH_100_TARGET:.0}: {})",
             verdict(wall >= BATCH_100_TARGET && cpu >= BATCH_100_TARGET)
         );
-        if let Some(raw) = find(results, Mode::Raw, 100, concurrency) {
-            println!(
-                "- batch 100: pipeline records/s ÷ raw records/s = {:.2}",
-                paired(pipeline, raw, records_per_s)
-            );
-        }
+    }
+    for &batch in &options.batches {
+        let (Some(bare), Some(pipeline)) = (find(Mode::Bare, batch), find(Mode::Pipeline, batch))
+        else {
+            continue;
+        };
+        println!(
+            "- batch {batch}, pipeline ÷ bare: records/s {}, records per request {}",
+            Ratio::paired(pipeline, bare, records_per_s),
+            Ratio::paired(pipeline, bare, records_per_request),
+        );
     }
     println!();
 }
