@@ -43,6 +43,8 @@ pub struct Options {
     pub modes: Vec<Mode>,
     /// Records a run instead of `seconds` of them (for profiling).
     pub records: Option<usize>,
+    /// Started without `--bench`: a check that every case works, no more.
+    pub smoke: bool,
 }
 
 impl Options {
@@ -55,6 +57,7 @@ impl Options {
             batches: vec![1, 10, 100],
             modes: vec![Mode::Raw, Mode::Bare, Mode::Pipeline],
             records: None,
+            smoke: !full,
         };
         let mut args = args.iter();
         while let Some(arg) = args.next() {

@@ -46,6 +46,9 @@ fn cpu_us_per_request(s: &Sample) -> f64 {
 }
 
 pub fn print(options: &Options, results: &[(Case, Vec<Sample>)]) {
+    if options.smoke {
+        println!("\nSmoke run (started without --bench): these numbers measure nothing.");
+    }
     println!(
         "\nMedians of {} runs of about {} s each; one thread for the bench, \
          one for the function.\n",
