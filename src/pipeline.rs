@@ -68,6 +68,7 @@ impl<I: Invoke> Pipeline<I> {
         let capacity = Capacity {
             records: policy.max_records.saturating_mul(batches),
             bytes: policy.max_bytes.saturating_mul(batches),
+            deliveries: batches,
         };
         let shared = Shared {
             pipeline: parts.name.into(),

@@ -31,11 +31,16 @@ use trigger_bridge_sdk::{BatchSizer, OrderingKey, Record};
 
 use super::delivery::{self, Invoke, Shared};
 
-/// How much a pipeline may hold before it stops taking records.
+/// How much a pipeline may hold before it stops taking records, and how many
+/// batches it hands to deliveries at once.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Capacity {
     pub records: usize,
     pub bytes: usize,
+    /// Deliveries running at once: the pipeline's concurrency and one more,
+    /// ready to go the moment a permit frees. Beyond that, batches stay open
+    /// and keep filling instead of queueing for permits half empty.
+    pub deliveries: usize,
 }
 
 type Key = Option<OrderingKey>;
@@ -47,6 +52,8 @@ struct KeyState {
     in_flight: usize,
     /// Listed in `Batcher::touched`, awaiting a dispatch check.
     touched: bool,
+    /// Listed in `Batcher::blocked`, waiting for a delivery to end.
+    blocked: bool,
 }
 
 impl KeyState {
@@ -101,6 +108,9 @@ pub struct Batcher<I> {
     windows: VecDeque<(Instant, Key, u64)>,
     next_generation: u64,
     touched: Vec<Key>,
+    /// Keys with a batch to send while `capacity.deliveries` are running, in
+    /// the order they became ready.
+    blocked: VecDeque<Key>,
     deliveries: JoinSet<()>,
     dispatched: HashMap<task::Id, Dispatched>,
     /// Oldest record of each batch in flight, as a multiset.
@@ -118,6 +128,7 @@ impl<I: Invoke> Batcher<I> {
             windows: VecDeque::new(),
             next_generation: 0,
             touched: Vec::new(),
+            blocked: VecDeque::new(),
             deliveries: JoinSet::new(),
             dispatched: HashMap::new(),
             in_flight_oldest: BTreeMap::new(),
@@ -281,50 +292,82 @@ impl<I: Invoke> Batcher<I> {
         }
     }
 
-    /// Starts deliveries of `key`'s batches as far as its ordering allows.
+    /// Starts deliveries of `key`'s batches as far as its ordering and the
+    /// pipeline's delivery limit allow.
     fn dispatch(&mut self, key: &Key) {
-        let Some(state) = self.keys.get_mut(key) else {
-            return;
-        };
-        let ordered = key.is_some();
-        while !(ordered && state.in_flight > 0) {
+        loop {
+            let room = self.deliveries.len() < self.capacity.deliveries;
+            let Some(state) = self.keys.get_mut(key) else {
+                return;
+            };
+            if key.is_some() && state.in_flight > 0 {
+                break;
+            }
+            let due = state.open.as_ref().is_some_and(|o| o.due);
+            if state.ready.is_empty() && !due {
+                break;
+            }
+            if !room {
+                if !state.blocked {
+                    state.blocked = true;
+                    self.blocked.push_back(key.clone());
+                }
+                return;
+            }
             let batch = match state.ready.pop_front() {
                 Some(batch) => batch,
-                None if state.open.as_ref().is_some_and(|o| o.due) => match state.open.take() {
+                None => match state.open.take() {
                     Some(open) => open.close(),
                     None => break,
                 },
-                None => break,
             };
             state.in_flight += 1;
-            let oldest = batch
-                .records
-                .iter()
-                .map(Record::entered_at)
-                .min()
-                .unwrap_or_else(SystemTime::now);
-            let dispatched = Dispatched {
-                key: key.clone(),
-                records: batch.records.len(),
-                bytes: batch.records.iter().map(Record::size).sum(),
-                oldest,
-            };
-            debug!(
-                pipeline = %self.shared.pipeline,
-                key = key.as_ref().map(OrderingKey::as_str),
-                records = dispatched.records,
-                bytes = batch.bytes,
-                "Dispatching batch"
-            );
-            let shared = self.shared.clone();
-            let handle = self
-                .deliveries
-                .spawn(async move { delivery::deliver(&shared, batch.records).await });
-            *self.in_flight_oldest.entry(oldest).or_default() += 1;
-            self.dispatched.insert(handle.id(), dispatched);
+            self.spawn(key, batch);
         }
-        if state.is_idle() {
+        if self.keys.get(key).is_some_and(KeyState::is_idle) {
             self.keys.remove(key);
+        }
+    }
+
+    /// Hands `batch` of `key` to a new delivery task.
+    fn spawn(&mut self, key: &Key, batch: Closed) {
+        let oldest = batch
+            .records
+            .iter()
+            .map(Record::entered_at)
+            .min()
+            .unwrap_or_else(SystemTime::now);
+        let dispatched = Dispatched {
+            key: key.clone(),
+            records: batch.records.len(),
+            bytes: batch.records.iter().map(Record::size).sum(),
+            oldest,
+        };
+        debug!(
+            pipeline = %self.shared.pipeline,
+            key = key.as_ref().map(OrderingKey::as_str),
+            records = dispatched.records,
+            bytes = batch.bytes,
+            "Dispatching batch"
+        );
+        let shared = self.shared.clone();
+        let handle = self
+            .deliveries
+            .spawn(async move { delivery::deliver(&shared, batch.records).await });
+        *self.in_flight_oldest.entry(oldest).or_default() += 1;
+        self.dispatched.insert(handle.id(), dispatched);
+    }
+
+    /// Dispatches keys that waited for a delivery to end, oldest first.
+    fn unblock(&mut self) {
+        while self.deliveries.len() < self.capacity.deliveries {
+            let Some(key) = self.blocked.pop_front() else {
+                return;
+            };
+            if let Some(state) = self.keys.get_mut(&key) {
+                state.blocked = false;
+            }
+            self.dispatch(&key);
         }
     }
 
@@ -358,6 +401,7 @@ impl<I: Invoke> Batcher<I> {
             state.in_flight -= 1;
         }
         self.dispatch(&batch.key);
+        self.unblock();
     }
 
     /// Publishes the source's connection state and the age of the oldest
@@ -381,6 +425,7 @@ impl<I: Invoke> Batcher<I> {
         drop(source);
         self.keys.clear();
         self.windows.clear();
+        self.blocked.clear();
         let deadline = after(grace);
         while !self.deliveries.is_empty() {
             tokio::select! {

@@ -9,6 +9,7 @@ use crate::dispatch::{Policy, test_support::*};
 const ROOMY: Capacity = Capacity {
     records: 10_000,
     bytes: usize::MAX,
+    deliveries: 1_000,
 };
 
 fn start<I: Invoke>(
@@ -140,6 +141,7 @@ async fn a_stalled_function_stops_the_batcher_taking_records() {
     let capacity = Capacity {
         records: 10,
         bytes: usize::MAX,
+        deliveries: 1_000,
     };
     let (tx, _task) = start(shared, capacity);
     let records = Records::new();
@@ -228,4 +230,28 @@ async fn shutdown_aborts_deliveries_that_overrun_the_grace() {
     );
     let outcomes: Vec<_> = records.drain().into_iter().map(|a| a.outcome).collect();
     assert_eq!(outcomes, vec![Outcome::Redeliver, Outcome::Redeliver]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn without_a_window_unordered_batches_fill_while_deliveries_are_busy() {
+    let function = Slow::new(Scripted::new(|_, _| ok()), Duration::from_secs(1));
+    let shared = shared(function.clone(), Policy::immediate(10), None);
+    let capacity = Capacity {
+        deliveries: 2,
+        ..ROOMY
+    };
+    let (tx, _task) = start(shared, capacity);
+    let mut records = Records::new();
+
+    // Two deliveries start at once; what arrives while they run waits in
+    // one open batch instead of queueing for a permit one record at a time.
+    for n in 0..10 {
+        tx.send(records.make(n)).await.expect("batcher running");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    settle_all(&mut records, 10).await;
+
+    let batches: Vec<Vec<u64>> = function.inner.calls().iter().map(Call::ns).collect();
+    assert_eq!(batches, vec![vec![0], vec![1], (2..10).collect()]);
+    assert_eq!(function.peak(), 2);
 }
