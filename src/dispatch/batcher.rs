@@ -142,6 +142,10 @@ impl<I: Invoke> Batcher<I> {
     /// everything taken is delivered first).
     pub async fn run(mut self, mut source: mpsc::Receiver<Record>, grace: Duration) {
         let stopping = self.shared.stopping.clone();
+        // Made once: building the future anew on every pass costs more than
+        // the rest of a pass.
+        let stopped = stopping.cancelled();
+        tokio::pin!(stopped);
         let mut source_open = true;
         let mut report = tokio::time::interval(Duration::from_secs(1));
         report.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -156,7 +160,7 @@ impl<I: Invoke> Batcher<I> {
                 // A delivery finished: release its key and what it held.
                 Some(done) = self.deliveries.join_next_with_id() => self.finished(done),
                 // Shutdown: stop taking records.
-                () = stopping.cancelled() => break,
+                () = &mut stopped => break,
                 // The oldest open window ended.
                 () = sleep_until(window), if window.is_some() => self.end_windows(),
                 // New records, while there is room for them.

@@ -237,7 +237,8 @@ fn invoke_url(key: &str, config: &FunctionConfig, name: &str) -> Result<Url, Inv
 /// The headers every invocation carries. The client context goes only with
 /// `RequestResponse`: Lambda passes it to synchronous invocations alone.
 fn headers(key: &str, config: &FunctionConfig) -> Result<HeaderMap, InvokerError> {
-    let mut headers = HeaderMap::with_capacity(3);
+    // Room for the headers reqwest adds to each request's copy, too.
+    let mut headers = HeaderMap::with_capacity(8);
     headers.insert(CONTENT_TYPE, APPLICATION_JSON);
     let invocation_type = match config.invocation_type {
         InvocationType::RequestResponse => "RequestResponse",
