@@ -16,11 +16,12 @@
 //! function makes the connector wait instead of the bridge buffering.
 
 use std::{
-    collections::{BTreeMap, HashMap, VecDeque},
+    collections::VecDeque,
     sync::Arc,
     time::{Duration, SystemTime},
 };
 
+use rustc_hash::FxHashMap;
 use tokio::{
     sync::mpsc,
     task::{self, JoinSet},
@@ -102,7 +103,9 @@ struct Dispatched {
 pub struct Batcher<I> {
     shared: Arc<Shared<I>>,
     capacity: Capacity,
-    keys: HashMap<Key, KeyState>,
+    /// Looked up for every record: a fast hasher, as keys come from our own
+    /// connectors, not from whoever writes to the source.
+    keys: FxHashMap<Key, KeyState>,
     /// Window deadlines in the order batches opened; as every window has the
     /// same length, that is also deadline order.
     windows: VecDeque<(Instant, Key, u64)>,
@@ -112,9 +115,8 @@ pub struct Batcher<I> {
     /// the order they became ready.
     blocked: VecDeque<Key>,
     deliveries: JoinSet<()>,
-    dispatched: HashMap<task::Id, Dispatched>,
-    /// Oldest record of each batch in flight, as a multiset.
-    in_flight_oldest: BTreeMap<SystemTime, usize>,
+    /// At most `capacity.deliveries` entries.
+    dispatched: FxHashMap<task::Id, Dispatched>,
     held_records: usize,
     held_bytes: usize,
 }
@@ -124,14 +126,13 @@ impl<I: Invoke> Batcher<I> {
         Self {
             shared,
             capacity,
-            keys: HashMap::new(),
+            keys: FxHashMap::default(),
             windows: VecDeque::new(),
             next_generation: 0,
             touched: Vec::new(),
             blocked: VecDeque::new(),
             deliveries: JoinSet::new(),
-            dispatched: HashMap::new(),
-            in_flight_oldest: BTreeMap::new(),
+            dispatched: FxHashMap::default(),
             held_records: 0,
             held_bytes: 0,
         }
@@ -358,7 +359,6 @@ impl<I: Invoke> Batcher<I> {
         let handle = self
             .deliveries
             .spawn(async move { delivery::deliver(&shared, batch.records).await });
-        *self.in_flight_oldest.entry(oldest).or_default() += 1;
         self.dispatched.insert(handle.id(), dispatched);
     }
 
@@ -395,12 +395,6 @@ impl<I: Invoke> Batcher<I> {
         };
         self.held_records -= batch.records;
         self.held_bytes -= batch.bytes;
-        if let Some(count) = self.in_flight_oldest.get_mut(&batch.oldest) {
-            *count -= 1;
-            if *count == 0 {
-                self.in_flight_oldest.remove(&batch.oldest);
-            }
-        }
         if let Some(state) = self.keys.get_mut(&batch.key) {
             state.in_flight -= 1;
         }
@@ -416,7 +410,7 @@ impl<I: Invoke> Batcher<I> {
             .source_connected
             .set(i64::from(self.shared.status.is_connected()));
         let waiting = self.keys.values().filter_map(KeyState::oldest).min();
-        let in_flight = self.in_flight_oldest.keys().next().copied();
+        let in_flight = self.dispatched.values().map(|d| d.oldest).min();
         let oldest = waiting.into_iter().chain(in_flight).min();
         let age = oldest.map_or(0.0, |t| self.shared.clock.age(t).as_secs_f64());
         metrics.oldest_record_age.set(age);

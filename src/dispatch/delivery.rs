@@ -134,8 +134,10 @@ enum Flow {
 /// redelivery.
 pub async fn deliver<I: Invoke>(shared: &Shared<I>, records: Vec<Record>) {
     let ordered = records.first().is_some_and(|r| r.ordering_key().is_some());
-    let mut stack = vec![Part::new(records)];
-    while let Some(part) = stack.pop() {
+    // Parts still to do, the next on top; allocated only when a batch splits.
+    let mut stack = Vec::new();
+    let mut next = Some(Part::new(records));
+    while let Some(part) = next.take().or_else(|| stack.pop()) {
         let flow = if shared.disabled {
             dead_letter(shared, part, Condition::ZeroReservedConcurrency).await
         } else if let Some(condition) = undeliverable(shared, &part) {
