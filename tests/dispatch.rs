@@ -128,17 +128,12 @@ async fn poison_records_are_isolated_and_dead_lettered_to_the_file() {
 #[tokio::test]
 async fn a_throttle_with_retry_after_is_waited_out_without_using_attempts() {
     let server = FunctionServer::start().await;
-    let calls = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let counter = calls.clone();
-    server.script(move |_| {
-        if counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0 {
-            Reply::Throttle {
-                retry_after_secs: Some(1),
-            }
-        } else {
-            Reply::Ok(json!({}))
-        }
-    });
+    server.script_in_turn(vec![
+        Reply::Throttle {
+            retry_after_secs: Some(1),
+        },
+        Reply::Ok(json!({})),
+    ]);
     let queue = MemoryQueue::new();
     push(&queue, 0..1);
     let mut spec = common::spec("throttle");
@@ -203,20 +198,16 @@ async fn partial_batch_responses_retry_only_the_named_records() {
 #[tokio::test]
 async fn malformed_answers_fail_the_whole_batch_when_partial_responses_are_on() {
     let server = FunctionServer::start().await;
-    let calls = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let counter = calls.clone();
-    server.script(move |_| {
-        let reply = match counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst) {
-            0 => Bytes::from_static(b"<html>not json</html>"),
-            1 => Bytes::from_static(br#"{"batchItemFailures":[{"itemIdentifier":null}]}"#),
-            _ => Bytes::from_static(b""),
-        };
-        Reply::Raw {
-            status: 200,
-            headers: vec![],
-            body: reply,
-        }
-    });
+    let answer = |body: &'static [u8]| Reply::Raw {
+        status: 200,
+        headers: vec![],
+        body: Bytes::from_static(body),
+    };
+    server.script_in_turn(vec![
+        answer(b"<html>not json</html>"),
+        answer(br#"{"batchItemFailures":[{"itemIdentifier":null}]}"#),
+        answer(b""),
+    ]);
     let queue = MemoryQueue::new();
     push(&queue, 0..3);
     let mut spec = common::spec("malformed");
@@ -277,20 +268,16 @@ async fn a_413_splits_the_batch() {
 #[tokio::test]
 async fn timeouts_dropped_connections_and_server_errors_are_retried() {
     let server = FunctionServer::start().await;
-    let calls = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let counter = calls.clone();
-    server.script(
-        move |_| match counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst) {
-            0 => Reply::Delay(Duration::from_secs(5), Box::new(Reply::Ok(json!({})))),
-            1 => Reply::Drop,
-            2 => Reply::Raw {
-                status: 502,
-                headers: vec![],
-                body: Bytes::from_static(b"<html>bad gateway</html>"),
-            },
-            _ => Reply::Ok(json!({})),
+    server.script_in_turn(vec![
+        Reply::Delay(Duration::from_secs(5), Box::new(Reply::Ok(json!({})))),
+        Reply::Drop,
+        Reply::Raw {
+            status: 502,
+            headers: vec![],
+            body: Bytes::from_static(b"<html>bad gateway</html>"),
         },
-    );
+        Reply::Ok(json!({})),
+    ]);
     let queue = MemoryQueue::new();
     push(&queue, 0..2);
     let mut spec = common::spec("flaky");

@@ -114,6 +114,20 @@ impl FunctionServer {
         *lock(&self.state.script) = Arc::new(script);
     }
 
+    /// Answers the n-th later invocation with `replies[n]`, and every one
+    /// after the last with the last.
+    pub fn script_in_turn(&self, replies: Vec<Reply>) {
+        let turn = AtomicUsize::new(0);
+        let last = replies.len().saturating_sub(1);
+        self.script(move |_| {
+            let n = turn.fetch_add(1, Ordering::SeqCst).min(last);
+            replies
+                .get(n)
+                .cloned()
+                .unwrap_or_else(|| Reply::Ok(Value::Object(Default::default())))
+        });
+    }
+
     /// Every invocation received so far, in arrival order.
     pub fn invocations(&self) -> Vec<Invocation> {
         lock(&self.state.invocations).clone()

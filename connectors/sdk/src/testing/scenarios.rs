@@ -191,15 +191,11 @@ pub async fn redelivered_after_restart(source: &mut dyn ScenarioSource, n: u64) 
     source.produce(&messages(n, |_| false)).await;
 
     // The function accepts a few events, then hangs: the rest stays in flight.
-    let answered = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let counter = answered.clone();
-    server.script(move |_| {
-        if counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst) < 2 {
-            Reply::Ok(json!({}))
-        } else {
-            Reply::Delay(Duration::from_secs(3600), Box::new(Reply::Ok(json!({}))))
-        }
-    });
+    server.script_in_turn(vec![
+        Reply::Ok(json!({})),
+        Reply::Ok(json!({})),
+        Reply::Delay(Duration::from_secs(3600), Box::new(Reply::Ok(json!({})))),
+    ]);
     let bridge = source.start(&server.endpoint(), &dead_letter).await;
     poll_until("the function hanging on an event", DEADLINE, || async {
         (server.invocation_count() > 2).then_some(())
