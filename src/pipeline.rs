@@ -23,6 +23,9 @@ use crate::{
 /// of the grace up to this.
 const CONNECTOR_CLOSE_MAX: Duration = Duration::from_secs(5);
 
+/// What a connector gets to close even when the grace is zero.
+const CONNECTOR_CLOSE_MIN: Duration = Duration::from_millis(100);
+
 fn flatten(
     joined: Result<Result<(), ConnectorError>, tokio::task::JoinError>,
 ) -> Result<(), ConnectorError> {
@@ -100,9 +103,10 @@ impl<I: Invoke> Pipeline<I> {
         self.shared.status.clone()
     }
 
-    /// Runs until `stop` is cancelled or the source ends, then shuts down:
-    /// no new input, in-flight batches get `grace`, the rest is left for
-    /// redelivery. Returns the connector's error, if it failed.
+    /// Runs until `stop` is cancelled, the source ends, or the connector
+    /// fails, then shuts down within `grace`: no new input, in-flight batches
+    /// finish, the rest is left for redelivery. Returns the connector's error,
+    /// if it failed.
     pub async fn run(self, stop: CancellationToken, grace: Duration) -> Result<(), ConnectorError> {
         let shared = self.shared;
         let name = shared.pipeline.clone();
@@ -156,14 +160,16 @@ impl<I: Invoke> Pipeline<I> {
         shutdown.finish();
         let result = match ended {
             Some(result) => result,
-            None => match tokio::time::timeout(reserve, &mut connector).await {
-                Ok(joined) => flatten(joined),
-                Err(_) => {
-                    warn!(pipeline = %name, "Connector did not stop in time; aborting it");
-                    connector.abort();
-                    Ok(())
+            None => {
+                match tokio::time::timeout(reserve.max(CONNECTOR_CLOSE_MIN), &mut connector).await {
+                    Ok(joined) => flatten(joined),
+                    Err(_) => {
+                        warn!(pipeline = %name, "Connector did not stop in time; aborting it");
+                        connector.abort();
+                        Ok(())
+                    }
                 }
-            },
+            }
         };
         shared.status.set_connected(false);
         shared.metrics.source_connected.set(0);
