@@ -24,7 +24,6 @@ use std::{
     time::Duration,
 };
 
-use base64::Engine as _;
 use bytes::Bytes;
 use serde_json::{Value, json};
 use trigger_bridge::{
@@ -32,6 +31,10 @@ use trigger_bridge::{
     invoke::{InvokeOutcome, Invoker},
 };
 use trigger_bridge_sdk::testing::poll_until;
+
+mod common;
+
+use common::moto::{create_function, iam, xml_field};
 
 /// This test's name, as the child process selects it with `--exact`.
 const TEST_NAME: &str = "moto_verifies_the_signature_of_an_aws_invocation";
@@ -52,12 +55,6 @@ const REGION: &str = "us-east-1";
 
 /// moto answers in under a second; a loaded machine may take longer.
 const MOTO_DEADLINE: Duration = Duration::from_secs(30);
-
-/// An empty zip archive (only the end-of-central-directory record): moto
-/// stores the code of a function it does not run without looking inside.
-const EMPTY_ZIP: [u8; 22] = [
-    0x50, 0x4b, 0x05, 0x06, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-];
 
 /// A moto server of this test's own, stopped when dropped.
 struct Moto {
@@ -146,43 +143,6 @@ fn free_port() -> u16 {
 
 // === set-up, before moto checks signatures ===
 
-/// An `Authorization` header moto routes by (its credential scope names the
-/// service) and does not check during set-up.
-fn scoped_authorization(service: &str) -> String {
-    format!(
-        "AWS4-HMAC-SHA256 Credential=test/20240101/{REGION}/{service}/aws4_request, \
-         SignedHeaders=host, Signature=0"
-    )
-}
-
-/// An IAM query API call; returns the XML answer.
-async fn iam(http: &reqwest::Client, moto: &str, params: &[(&str, &str)]) -> String {
-    let form = url::form_urlencoded::Serializer::new(String::new())
-        .append_pair("Version", "2010-05-08")
-        .extend_pairs(params)
-        .finish();
-    let response = http
-        .post(format!("{moto}/"))
-        .header("authorization", scoped_authorization("iam"))
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(form)
-        .send()
-        .await
-        .expect("moto answers an IAM call");
-    let status = response.status();
-    let text = response.text().await.expect("IAM answer is read");
-    assert!(status.is_success(), "IAM {params:?}: {status}: {text}");
-    text
-}
-
-/// The text of the first `<tag>` element of `xml`.
-fn xml_field(xml: &str, tag: &str) -> String {
-    xml.split_once(&format!("<{tag}>"))
-        .and_then(|(_, rest)| rest.split_once(&format!("</{tag}>")))
-        .map(|(value, _)| value.to_owned())
-        .unwrap_or_else(|| panic!("no <{tag}> in {xml}"))
-}
-
 /// A user allowed to invoke functions, and its access key id and secret.
 async fn create_user(http: &reqwest::Client, moto: &str, name: &str) -> (String, String) {
     iam(http, moto, &[("Action", "CreateUser"), ("UserName", name)]).await;
@@ -212,55 +172,6 @@ async fn create_user(http: &reqwest::Client, moto: &str, name: &str) -> (String,
         xml_field(&key, "AccessKeyId"),
         xml_field(&key, "SecretAccessKey"),
     )
-}
-
-/// A role and a function that echoes its payload.
-async fn create_function(http: &reqwest::Client, moto: &str, name: &str) {
-    let response = http
-        .post(format!("{moto}/moto-api/config"))
-        .body(json!({ "lambda": { "use_docker": false } }).to_string())
-        .send()
-        .await
-        .expect("moto answers /moto-api/config");
-    assert!(
-        response.status().is_success(),
-        "moto config: {}",
-        response.status()
-    );
-
-    let role = format!("{name}-role");
-    let trust = r#"{"Version":"2012-10-17","Statement":[]}"#;
-    let params = [
-        ("Action", "CreateRole"),
-        ("RoleName", role.as_str()),
-        ("AssumeRolePolicyDocument", trust),
-    ];
-    let role_arn = xml_field(&iam(http, moto, &params).await, "Arn");
-
-    let zip = base64::engine::general_purpose::STANDARD.encode(EMPTY_ZIP);
-    let response = http
-        .post(format!("{moto}/2015-03-31/functions"))
-        .header("authorization", scoped_authorization("lambda"))
-        .header("content-type", "application/json")
-        .body(
-            json!({
-                "FunctionName": name,
-                "Runtime": "python3.12",
-                "Role": role_arn,
-                "Handler": "index.handler",
-                "Code": { "ZipFile": zip },
-            })
-            .to_string(),
-        )
-        .send()
-        .await
-        .expect("moto answers CreateFunction");
-    let status = response.status();
-    let text = response
-        .text()
-        .await
-        .expect("CreateFunction answer is read");
-    assert!(status.is_success(), "CreateFunction: {status}: {text}");
 }
 
 // === invocations, in a child process ===
