@@ -1,7 +1,7 @@
 //! The HTTP server: `/healthz`, `/readyz`, `/metrics`, and the ingress routes
 //! connectors mount (SNS and S3 webhooks).
 
-use std::{future::Future, net::SocketAddr};
+use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
 
 use axum::{
     Json, Router,
@@ -10,10 +10,23 @@ use axum::{
     response::{IntoResponse, Response},
     routing::get,
 };
-use tokio::net::TcpListener;
+use hyper::server::conn::http1;
+use hyper_util::{
+    rt::{TokioIo, TokioTimer},
+    server::graceful::GracefulShutdown,
+    service::TowerToHyperService,
+};
+use tokio::{net::TcpListener, sync::Semaphore};
 use tower_http::limit::RequestBodyLimitLayer;
+use tracing::warn;
 
 use crate::{engine::Readiness, metrics::Metrics};
+
+/// How long a client may take to send its request headers.
+pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Connections served at once.
+pub const MAX_CONNECTIONS: usize = 1024;
 
 /// The content type of the exposition `Metrics::encode` writes.
 const OPENMETRICS_TEXT: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
@@ -55,6 +68,7 @@ pub fn router(
 pub struct Server {
     listener: TcpListener,
     router: Router,
+    header_read_timeout: Duration,
 }
 
 impl Server {
@@ -62,7 +76,17 @@ impl Server {
         let listener = TcpListener::bind(addr)
             .await
             .map_err(|source| ServerError::Bind { addr, source })?;
-        Ok(Self { listener, router })
+        Ok(Self {
+            listener,
+            router,
+            header_read_timeout: HEADER_READ_TIMEOUT,
+        })
+    }
+
+    /// Replaces [`HEADER_READ_TIMEOUT`].
+    pub fn with_header_read_timeout(mut self, timeout: Duration) -> Self {
+        self.header_read_timeout = timeout;
+        self
     }
 
     /// The address the server listens on (the real port when bound to 0).
@@ -72,19 +96,55 @@ impl Server {
 
     /// Serves until `stop` completes, then stops accepting connections and
     /// returns once the requests in flight have been answered.
+    ///
+    /// HTTP/1.1 only. A client that does not finish its request headers
+    /// within the header-read timeout is disconnected, and at most
+    /// [`MAX_CONNECTIONS`] are served at once (more wait in the accept
+    /// backlog), so slow or numerous clients cannot exhaust the process's
+    /// file descriptors, which its function calls and dead-letter writes need.
     pub async fn serve(
         self,
         stop: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), ServerError> {
-        // TODO: a header-read timeout and a connection cap, before ingress
-        // routes face the internet (SNS, S3 webhooks): axum::serve has
-        // neither; serving through hyper-util's connection builder with a
-        // timer gives both. Until then a client that never finishes its
-        // headers holds a connection (and a file descriptor) open.
-        axum::serve(self.listener, self.router)
-            .with_graceful_shutdown(stop)
-            .await
-            .map_err(ServerError::Serve)
+        let mut http = http1::Builder::new();
+        http.timer(TokioTimer::new())
+            .header_read_timeout(self.header_read_timeout);
+        let graceful = GracefulShutdown::new();
+        let connections = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+        tokio::pin!(stop);
+
+        loop {
+            let permit = tokio::select! {
+                () = &mut stop => break,
+                permit = connections.clone().acquire_owned() => permit,
+            };
+            let Ok(permit) = permit else {
+                break;
+            };
+            let stream = tokio::select! {
+                () = &mut stop => break,
+                accepted = self.listener.accept() => match accepted {
+                    Ok((stream, _)) => stream,
+                    // Out of file descriptors, a connection reset before
+                    // accept: the listener itself is fine.
+                    Err(error) => {
+                        warn!(%error, "Accepting a connection failed");
+                        continue;
+                    }
+                },
+            };
+            let service = TowerToHyperService::new(self.router.clone());
+            let connection = http.serve_connection(TokioIo::new(stream), service);
+            let connection = graceful.watch(connection);
+            tokio::spawn(async move {
+                // A client that goes away or times out is no server fault.
+                let _ = connection.await;
+                drop(permit);
+            });
+        }
+
+        graceful.shutdown().await;
+        Ok(())
     }
 }
 

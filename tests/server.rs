@@ -193,3 +193,34 @@ async fn a_graceful_stop_answers_the_requests_in_flight() {
         "still accepting connections after stopping"
     );
 }
+
+#[tokio::test]
+async fn a_client_that_never_finishes_its_headers_is_disconnected() {
+    let router = server::router(Readiness::default(), Metrics::new(), Router::new(), 1024);
+    let loopback = SocketAddr::from(([127, 0, 0, 1], 0));
+    let server = Server::bind(loopback, router)
+        .await
+        .expect("binds")
+        .with_header_read_timeout(Duration::from_millis(200));
+    let addr = server.local_addr().expect("has an address");
+    let stop = CancellationToken::new();
+    let task = tokio::spawn(server.serve(stop.clone().cancelled_owned()));
+
+    let mut slow = TcpStream::connect(addr).await.expect("connects");
+    slow.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .expect("sends part of its headers");
+    // The server closes the connection (after a 408 or without a word).
+    let mut answer = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(10), slow.read_to_end(&mut answer)).await;
+    assert!(read.is_ok(), "the connection is still open");
+
+    let healthz = reqwest::get(format!("http://{addr}/healthz"))
+        .await
+        .expect("a well-behaved client is still served");
+    assert_eq!(healthz.status(), 200);
+    stop.cancel();
+    task.await
+        .expect("server task does not panic")
+        .expect("server stops cleanly");
+}
