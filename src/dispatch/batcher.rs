@@ -201,6 +201,7 @@ impl<I: Invoke> Batcher<I> {
     }
 
     fn take(&mut self, record: Record) {
+        self.compact_windows();
         let shared = &self.shared;
         let policy = &shared.policy;
         let envelope = &shared.source.envelope;
@@ -255,6 +256,22 @@ impl<I: Invoke> Batcher<I> {
             let full = state.open.take().map(Open::close);
             state.ready.extend(full);
         }
+    }
+
+    /// Drops the deadlines of batches that closed before their window ended.
+    /// Without this, full batches of a busy source would leave one entry each
+    /// for a whole window: memory growing with throughput × window. Run when
+    /// the queue outgrows twice the keys (each has at most one open batch), it
+    /// costs O(1) per record amortized and keeps the queue O(keys).
+    fn compact_windows(&mut self) {
+        if self.windows.len() <= 2 * self.keys.len() + 16 {
+            return;
+        }
+        let keys = &self.keys;
+        self.windows.retain(|(_, key, generation)| {
+            let open = keys.get(key).and_then(|state| state.open.as_ref());
+            open.is_some_and(|open| open.generation == *generation)
+        });
     }
 
     /// Marks every open batch whose window has ended as due.

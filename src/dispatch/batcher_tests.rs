@@ -255,3 +255,24 @@ async fn without_a_window_unordered_batches_fill_while_deliveries_are_busy() {
     assert_eq!(batches, vec![vec![0], vec![1], (2..10).collect()]);
     assert_eq!(function.peak(), 2);
 }
+
+#[tokio::test(start_paused = true)]
+async fn window_deadlines_of_batches_closed_early_do_not_pile_up() {
+    let function = Scripted::new(|_, _| ok());
+    let mut policy = Policy::immediate(1);
+    policy.window = Duration::from_secs(300);
+    let mut batcher = Batcher::new(shared(function, policy, None), ROOMY);
+    let records = Records::new();
+
+    // Every record fills its batch at once, long before its window ends.
+    for n in 0..10_000 {
+        batcher.take(records.make(n));
+    }
+
+    assert!(
+        batcher.windows.len() <= 2 * batcher.keys.len() + 17,
+        "{} deadlines for {} keys",
+        batcher.windows.len(),
+        batcher.keys.len()
+    );
+}
