@@ -242,13 +242,6 @@ impl Metrics {
         }
     }
 
-    /// Registers more metrics (a connector's own) under the `trigger_bridge`
-    /// prefix.
-    pub fn with_registry<R>(&self, f: impl FnOnce(&mut Registry) -> R) -> R {
-        let mut registry = self.registry.lock().unwrap_or_else(|e| e.into_inner());
-        f(registry.sub_registry_with_prefix("trigger_bridge"))
-    }
-
     /// The Prometheus text exposition of every metric.
     pub fn encode(&self) -> String {
         let registry = self.registry.lock().unwrap_or_else(|e| e.into_inner());

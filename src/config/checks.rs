@@ -37,12 +37,7 @@ impl<'a> Checks<'a> {
     }
 
     fn push(&mut self, site: &Site, message: String) {
-        self.errors.push(ConfigError {
-            path: site.path.clone(),
-            position: Some(site.at()),
-            value: site.shown.clone(),
-            message,
-        });
+        self.errors.push(ConfigError::at(site, message));
     }
 
     fn listen(&mut self) {

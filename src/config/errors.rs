@@ -30,6 +30,18 @@ pub struct ConfigError {
     pub message: String,
 }
 
+impl ConfigError {
+    /// An error about the value written at `site`.
+    pub(super) fn at(site: &super::document::Site, message: String) -> Self {
+        Self {
+            path: site.path.clone(),
+            position: Some(site.at()),
+            value: site.shown.clone(),
+            message,
+        }
+    }
+}
+
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if let Some(position) = self.position {

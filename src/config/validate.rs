@@ -147,12 +147,7 @@ impl<'a> Words<'a> {
     }
 
     fn push(&mut self, site: &Site, message: String) {
-        self.errors.push(ConfigError {
-            path: site.path.clone(),
-            position: Some(site.at()),
-            value: site.shown.clone(),
-            message,
-        });
+        self.errors.push(ConfigError::at(site, message));
     }
 
     /// The schema node at `pointer`, or `Null` if there is none.

@@ -1,6 +1,6 @@
 //! Partial batch responses: which records a function reported as failed.
 //!
-//! <https://docs.aws.amazon.com/lambda/latest/dg/services-sqs-errorhandling.html#services-sqs-batchfailurereporting>
+//! <https://docs.aws.amazon.com/lambda/latest/dg/services-sqs-errorhandling.html>
 //! and the reference, section 3.5.
 
 use std::collections::HashMap;

@@ -81,11 +81,6 @@ impl Policy {
         }
     }
 
-    /// Whether `envelope` could carry a batch of this one record.
-    pub fn fits_alone(&self, envelope: &Envelope, record: &trigger_bridge_sdk::Record) -> bool {
-        BatchSizer::new(envelope).size_with(envelope, record) <= self.max_bytes
-    }
-
     /// Whether the record can never be invoked: over the payload cap, or
     /// empty (no JSON value at all). Such a record travels alone, in its
     /// place in the order, and is dead-lettered without an invocation.
@@ -96,7 +91,7 @@ impl Policy {
     ) -> Option<trigger_bridge_sdk::Condition> {
         if record.size() == 0 {
             Some(trigger_bridge_sdk::Condition::RetriesExhausted)
-        } else if !self.fits_alone(envelope, record) {
+        } else if BatchSizer::new(envelope).size_with(envelope, record) > self.max_bytes {
             Some(trigger_bridge_sdk::Condition::PayloadTooLarge)
         } else {
             None
